@@ -1,0 +1,1 @@
+"""videoitg: instruction-guided frame selection for Video-LLMs."""
