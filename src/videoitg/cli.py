@@ -15,9 +15,8 @@ from .video import InvalidInputError
 
 # Order here is the order in `videoitg --help`.
 COMMAND_MODULES = (
-    "videoitg.commands",
-    "videoitg.evaluation.synth",
-    "videoitg.evaluation.runner",
+    "videoitg.inference",
+    "videoitg.hub",
 )
 
 

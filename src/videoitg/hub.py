@@ -9,6 +9,7 @@ tokenizer and processor files, the remote-code files and a README model card.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -66,8 +67,19 @@ def build_tokenizer(vocab_size: int = 2048):
 
     Byte-level, so any text encodes; the corpus covers instruction words, colours, shapes and numbers.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_trained_tokenizer_json(vocab_size)),
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _trained_tokenizer_json(vocab_size: int) -> str:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -79,9 +91,7 @@ def build_tokenizer(vocab_size: int = 2048):
         show_progress=False,
     )
     tokenizer.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=None
-    )
+    return tokenizer.to_str()
 
 
 def _tokenizer_corpus():
