@@ -201,3 +201,23 @@ def test_select_top_k_is_temporal_and_exact():
     assert selection.timestamps == [1.0, 3.0, 4.0]
     assert selection.scores == pytest.approx([0.9, 0.8, 0.8])
     assert len(select_top_k(scores, list(range(6)), top_k=10).indices) == 6
+
+
+def test_several_instructions_share_one_vision_pass():
+    model = tiny_model("pooling")
+    inputs = batch((7, 4))
+    questions = torch.randint(2, 64, (3, 6), generator=torch.Generator().manual_seed(5))
+    calls = []
+    hook = model.vision_tower.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        shared = model(pixel_values_videos=inputs["pixel_values_videos"], video_frame_mask=inputs["video_frame_mask"],
+                       input_ids=questions, video_index=torch.tensor([0, 1, 0]))  # fmt: skip
+        vision_calls = len(calls)
+        for row, video in enumerate([0, 1, 0]):
+            count = int(inputs["video_frame_mask"][video].sum())
+            alone = model(pixel_values_videos=inputs["pixel_values_videos"][video : video + 1, :count],
+                          input_ids=questions[row : row + 1])  # fmt: skip
+            torch.testing.assert_close(shared.logits[row, :count], alone.logits[0], atol=1e-5, rtol=1e-4)
+    hook.remove()
+    assert vision_calls == 2 + 1  # 7 frames = 2 chunks of 4, 4 frames = 1 chunk: once per video, not per instruction
+    assert shared.frame_mask[1, 4:].eq(False).all()

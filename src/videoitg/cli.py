@@ -11,8 +11,6 @@ import argparse
 import importlib
 import sys
 
-from .video import InvalidInputError
-
 # Order here is the order in `videoitg --help`.
 COMMAND_MODULES = (
     "videoitg.inference",
@@ -31,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .video import InvalidInputError
+
     try:
         return int(args.func(args) or 0)
     except InvalidInputError as error:

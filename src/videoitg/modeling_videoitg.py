@@ -215,10 +215,21 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         return resized.to(tokens.dtype).flatten(2).transpose(1, 2)
 
     # ------------------------------------------------------------------ sequence assembly
-    def _video_token_list(self, pixel_values_videos, vision_features, frame_mask) -> list[torch.Tensor]:
+    def _video_tokens(self, pixel_values_videos, vision_features, frame_mask, video_index=None):
+        """Per instruction: the video's tokens `[T_b, n_b, D]` and the frame mask `[B, T]`."""
         source = pixel_values_videos if pixel_values_videos is not None else vision_features
         if source is None:
             raise ValueError("pass pixel_values_videos or vision_features")
+        if frame_mask is None:
+            frame_mask = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
+        frame_mask = frame_mask.bool()
+        videos = self._video_token_list(pixel_values_videos, vision_features, frame_mask)
+        if video_index is None:
+            return videos, frame_mask
+        return [videos[index] for index in video_index.tolist()], frame_mask[video_index]
+
+    def _video_token_list(self, pixel_values_videos, vision_features, frame_mask) -> list[torch.Tensor]:
+        source = pixel_values_videos if pixel_values_videos is not None else vision_features
         videos = []
         for index in range(source.shape[0]):
             count = int(frame_mask[index].sum())
@@ -275,6 +286,7 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         video_frame_mask: torch.BoolTensor | None = None,
         labels: torch.Tensor | None = None,
         target_ids: torch.LongTensor | None = None,
+        video_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> VideoITGOutput:
         r"""
@@ -285,13 +297,14 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         labels: `[B, T]` frame targets (0/1 or soft, -100 ignored) for the BCE loss (pooling / anchor), or the
             relevant frames as 0/1 when `target_ids` is not given (generation).
         target_ids: `[B, Lt]` tokenized index text + eos, -100 padded (generation variant training).
+        video_index: `[B]` optional: several instructions about the same videos. Then the video inputs hold V
+            unique videos (`[V, T, ...]`) and instruction b reads video `video_index[b]`; each video goes through
+            the vision tower once.
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        source = pixel_values_videos if pixel_values_videos is not None else vision_features
-        if video_frame_mask is None:
-            video_frame_mask = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
-        video_frame_mask = video_frame_mask.bool()
-        video_tokens = self._video_token_list(pixel_values_videos, vision_features, video_frame_mask)
+        video_tokens, video_frame_mask = self._video_tokens(
+            pixel_values_videos, vision_features, video_frame_mask, video_index
+        )
         text_tokens = self._text_embeddings(input_ids, attention_mask)
 
         if self.config.variant == "generation":
@@ -356,6 +369,7 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         pixel_values_videos=None,
         vision_features=None,
         video_frame_mask=None,
+        video_index=None,
         max_new_tokens: int = 256,
         eos_token_id: int | None = None,
         pad_token_id: int | None = None,
@@ -363,10 +377,7 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         """Generation variant: greedy-decode the index text. Returns the new token ids `[B, N]`."""
         if self.config.variant != "generation":
             raise ValueError("generate_frame_indices is for the generation variant")
-        source = pixel_values_videos if pixel_values_videos is not None else vision_features
-        if video_frame_mask is None:
-            video_frame_mask = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
-        video_tokens = self._video_token_list(pixel_values_videos, vision_features, video_frame_mask.bool())
+        video_tokens, _ = self._video_tokens(pixel_values_videos, vision_features, video_frame_mask, video_index)
         text_tokens = self._text_embeddings(input_ids, attention_mask)
         segments = [[video.flatten(0, 1), text] for video, text in zip(video_tokens, text_tokens)]
         embeds, mask, _, _ = self._assemble(segments, padding_side="left")
@@ -389,20 +400,23 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         """
         model_inputs = {
             key: inputs[key]
-            for key in ("input_ids", "attention_mask", "pixel_values_videos", "vision_features", "video_frame_mask")
+            for key in ("input_ids", "attention_mask", "pixel_values_videos", "vision_features", "video_frame_mask",
+                        "video_index")
             if inputs.get(key) is not None
-        }
+        }  # fmt: skip
         if self.config.variant != "generation":
             return self(**model_inputs)
         if tokenizer is None:
             raise ValueError("the generation variant needs the tokenizer (or processor) to read its output")
-        frame_mask = model_inputs.get("video_frame_mask")
         generated = self.generate_frame_indices(
             **model_inputs, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
         )
         source = model_inputs.get("pixel_values_videos", model_inputs.get("vision_features"))
+        frame_mask = model_inputs.get("video_frame_mask")
         if frame_mask is None:
             frame_mask = torch.ones(source.shape[:2], dtype=torch.bool, device=source.device)
+        if "video_index" in model_inputs:
+            frame_mask = frame_mask[model_inputs["video_index"]]
         scores = torch.zeros(frame_mask.shape, device=source.device)
         for index, text in enumerate(tokenizer.batch_decode(generated, skip_special_tokens=True)):
             written = parse_frame_indices(text, int(frame_mask[index].sum()))
