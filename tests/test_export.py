@@ -34,7 +34,7 @@ processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
 frames = torch.load(frames_path)
 inputs = processor(videos=frames, text="What colour is the star?")
 with torch.no_grad():
-    scores = model(**{k: inputs[k] for k in processor.model_input_names}).scores[0]
+    scores = model(**{k: v for k, v in inputs.items() if k in processor.model_input_names}).scores[0]
 selector = pipeline("video-frame-selection", model=source, trust_remote_code=True)
 video_result = selector(sys.argv[4], "What colour is the star?", top_k=3)
 json.dump({
@@ -52,7 +52,7 @@ def exported(tmp_path_factory):
     frames = torch.randint(0, 256, (6, 3, 40, 48), dtype=torch.uint8)
     inputs = processor(videos=frames, text="What colour is the star?")
     with torch.no_grad():
-        scores = model(**{k: inputs[k] for k in processor.model_input_names}).scores[0]
+        scores = model(**{k: v for k, v in inputs.items() if k in processor.model_input_names}).scores[0]
     return folder, frames, scores, model, processor
 
 

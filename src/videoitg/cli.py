@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "videoitg.inference",
     "videoitg.hub",
+    "videoitg.train.cli",
 )
 
 

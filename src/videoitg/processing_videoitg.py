@@ -84,18 +84,23 @@ class VideoITGVideoProcessor(BaseVideoProcessor):
         sampled = self.load(video)
         return sampled.frames, list(sampled.timestamps), list(sampled.grid_indices)
 
-    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (or float 0-255) `[T, 3, h, w]` -> normalised float `[T, 3, H, W]`, a chunk at a time."""
+    def resize_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 `[T, 3, h, w]` -> uint8 `[T, 3, H, W]` at the vision tower's size, a chunk at a time."""
         height, width = self.size["height"], self.size["width"]
-        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
-        pixels = torch.empty(len(frames), 3, height, width)
+        if frames.shape[-2:] == (height, width):
+            return frames
+        resized = torch.empty(len(frames), 3, height, width, dtype=torch.uint8)
         for start in range(0, len(frames), self.resize_chunk_size):
             chunk = frames[start : start + self.resize_chunk_size].float()
-            if chunk.shape[-2:] != (height, width):
-                chunk = F.interpolate(chunk, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-            pixels[start : start + len(chunk)] = (chunk * self.rescale_factor - mean) / std
-        return pixels
+            chunk = F.interpolate(chunk, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+            resized[start : start + len(chunk)] = chunk.round().clamp(0, 255).to(torch.uint8)
+        return resized
+
+    def to_pixel_values(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 `[T, 3, h, w]` -> normalised float `[T, 3, H, W]`."""
+        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
+        return (self.resize_frames(frames).float() * self.rescale_factor - mean) / std
 
     def preprocess(self, videos, timestamps=None, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """
@@ -124,7 +129,7 @@ class VideoITGVideoProcessor(BaseVideoProcessor):
         grid_indices = torch.full((len(videos), longest), -1, dtype=torch.long)
         for index, (frames, times, grid) in enumerate(per_video):
             count = len(frames)
-            pixel_values[index, :count] = self._pixels(frames)
+            pixel_values[index, :count] = self.to_pixel_values(frames)
             frame_mask[index, :count] = True
             frame_timestamps[index, :count] = torch.tensor(times, dtype=torch.float)
             grid_indices[index, :count] = torch.tensor(grid, dtype=torch.long)
@@ -158,38 +163,52 @@ class VideoITGProcessor(ProcessorMixin):
             raise InstructionError("the instruction is empty: say what the frames should show")
         return instruction.strip() + self.prompt_suffix
 
+    def encode_instructions(self, instructions) -> dict:
+        """Prompt tokens `[B, L]` (right-padded) of one or more instructions, checked against the context."""
+        texts = [instructions] if isinstance(instructions, str) else list(instructions)
+        prompts = [self.build_prompt(instruction) for instruction in texts]
+        encoding = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
+        limit = self.tokenizer.model_max_length
+        longest = int(encoding["attention_mask"].sum(-1).max())
+        if limit and limit < 10**9 and longest > limit:
+            raise InstructionError(f"the instruction is {longest} tokens, longer than the model's context ({limit})")
+        return dict(encoding)
+
     def __call__(
         self,
         videos=None,
         text=None,
         frame_labels=None,
         timestamps=None,
+        video_index=None,
         return_target_ids: bool = False,
         return_tensors: str | None = "pt",
-        **kwargs,
     ) -> BatchFeature:
         """
-        videos: see [`VideoITGVideoProcessor.preprocess`]. text: one instruction per video.
-        frame_labels: per video, 0/1 (or soft) labels on the `sample_fps` grid of the whole video; they are
-            gathered at the sampled frames into `labels` `[B, T]` (-100 on padding).
+        videos: see [`VideoITGVideoProcessor.preprocess`]. text: one instruction per video, or with
+            `video_index` any number of instructions, instruction b about video `video_index[b]` (the model then
+            runs each video through the vision tower once).
+        frame_labels: per instruction, 0/1 (or soft) labels on the `sample_fps` grid of the whole video; they
+            are gathered at the sampled frames into `labels` `[B, T]` (-100 on padding).
         return_target_ids: also return `target_ids` (the relevant frame positions as text + eos, -100 padded)
             to train the generation variant.
         """
         if videos is None or text is None:
             raise ValueError("VideoITGProcessor needs both videos and text (the instruction)")
-        texts = [text] if isinstance(text, str) else list(text)
-        prompts = [self.build_prompt(instruction) for instruction in texts]
-        encoding = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt", **kwargs)
-        limit = self.tokenizer.model_max_length
-        longest_prompt = int(encoding["attention_mask"].sum(-1).max())
-        if limit and limit < 10**9 and longest_prompt > limit:
-            raise InstructionError(f"the instruction is {longest_prompt} tokens, longer than the model's context ({limit})")
+        encoding = self.encode_instructions(text)
         video_inputs = self.video_processor(videos, timestamps=timestamps, return_tensors="pt")
-        if len(prompts) != video_inputs["pixel_values_videos"].shape[0]:
-            raise ValueError(f"{len(prompts)} instructions for {video_inputs['pixel_values_videos'].shape[0]} videos")
+        num_videos = video_inputs["pixel_values_videos"].shape[0]
         data = {**encoding, **video_inputs}
+        grid_indices = video_inputs["grid_indices"]
+        if video_index is not None:
+            data["video_index"] = torch.as_tensor(video_index, dtype=torch.long)
+            if len(data["video_index"]) != len(encoding["input_ids"]) or int(data["video_index"].max()) >= num_videos:
+                raise ValueError("video_index needs one entry per instruction, each a video of the batch")
+            grid_indices = grid_indices[data["video_index"]]
+        elif len(encoding["input_ids"]) != num_videos:
+            raise ValueError(f"{len(encoding['input_ids'])} instructions for {num_videos} videos (pass video_index)")
         if frame_labels is not None:
-            data["labels"] = self.gather_labels(frame_labels, video_inputs["grid_indices"])
+            data["labels"] = self.gather_labels(frame_labels, grid_indices)
             if return_target_ids:
                 data["target_ids"] = self.target_ids(data["labels"])
         return BatchFeature(data=data, tensor_type=return_tensors)
@@ -224,7 +243,7 @@ class VideoITGProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self):
-        return ["input_ids", "attention_mask", *self.video_processor.model_input_names]
+        return ["input_ids", "attention_mask", *self.video_processor.model_input_names, "video_index"]
 
 
 __all__ = ["VideoITGVideoProcessor", "VideoITGProcessor", "InstructionError"]

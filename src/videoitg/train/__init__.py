@@ -1,0 +1,1 @@
+"""Training: Trainer subclass, data loading, LoRA, accelerate configs."""
