@@ -48,7 +48,7 @@ def test_empty_instruction_is_a_typed_error(processor):
 
 
 def test_instruction_longer_than_the_context_is_a_typed_error(processor):
-    with pytest.raises(InstructionError, match="longer than the model's context"):
+    with pytest.raises(InstructionError, match="longer than the model.s context"):
         processor(videos=torch.zeros(2, 3, 8, 8, dtype=torch.uint8), text="star " * 5000)
 
 

@@ -126,3 +126,7 @@ class VideoITGConfig(PreTrainedConfig):
 
 
 __all__ = ["VideoITGConfig", "VARIANTS"]
+
+# In-process registration, so `AutoConfig` knows "videoitg" once this module is imported (the Hub path
+# uses `auto_map` instead). exist_ok: the package and a model folder's copy may both be imported.
+AutoConfig.register("videoitg", VideoITGConfig, exist_ok=True)

@@ -159,11 +159,22 @@ def _print_summary(selection: dict, paths: dict[str, Path]) -> None:
         print(f"wrote {path}  ({name})")
 
 
+def _quiet_transformers() -> None:
+    """Our own bars show decoding and scoring; transformers' weight-loading bar is noise on a command line."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def _select_command(args: argparse.Namespace) -> int:
     from .processing_videoitg import InstructionError
+    from .video import probe_video
 
+    # Check the cheap things before loading a model, so bad input fails at once.
     if not args.instruction.strip():
         raise InstructionError("the instruction is empty: say what the frames should show")
+    probe_video(args.video)
+    _quiet_transformers()
     scorer = FrameScorer.from_pretrained(args.model)
     selection = scorer.select(args.video, args.instruction, top_k=args.top_k, progress=not args.quiet)
     _print_summary(selection, write_selection(selection, args.out))
@@ -176,6 +187,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     instruction = "When does the red circle appear?"
     print(f"demo: generated {video} (a red circle at 10-14 s, a blue square moving right at 24-30 s)")
     print(f"demo: instruction: {instruction!r}")
+    _quiet_transformers()
     scorer = FrameScorer.from_pretrained(args.model)
     selection = scorer.select(video, instruction, top_k=args.top_k, progress=True)
     _print_summary(selection, write_selection(selection, out))

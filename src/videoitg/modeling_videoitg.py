@@ -471,3 +471,5 @@ __all__ = [
     "parse_frame_indices",
     "select_top_k",
 ]
+
+AutoModel.register(VideoITGConfig, VideoITGForFrameSelection, exist_ok=True)

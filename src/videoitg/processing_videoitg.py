@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import BatchFeature
+from transformers import AutoProcessor, AutoVideoProcessor, BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.video_processing_utils import BaseVideoProcessor
 
+from .configuration_videoitg import VideoITGConfig
 from .modeling_videoitg import format_frame_indices, parse_frame_indices
 from .video import InvalidInputError, SampledFrames, load_video
 
@@ -167,11 +168,15 @@ class VideoITGProcessor(ProcessorMixin):
         """Prompt tokens `[B, L]` (right-padded) of one or more instructions, checked against the context."""
         texts = [instructions] if isinstance(instructions, str) else list(instructions)
         prompts = [self.build_prompt(instruction) for instruction in texts]
-        encoding = self.tokenizer(prompts, padding=True, add_special_tokens=False, return_tensors="pt")
         limit = self.tokenizer.model_max_length
-        longest = int(encoding["attention_mask"].sum(-1).max())
-        if limit and limit < 10**9 and longest > limit:
-            raise InstructionError(f"the instruction is {longest} tokens, longer than the model's context ({limit})")
+        limit = limit if limit and limit < 10**9 else None
+        # Truncating one token past the limit tells "too long" without tokenizing a huge text to the end.
+        encoding = self.tokenizer(
+            prompts, padding=True, add_special_tokens=False, return_tensors="pt",
+            truncation=limit is not None, max_length=limit + 1 if limit else None,
+        )  # fmt: skip
+        if limit and encoding["attention_mask"].sum(-1).max() > limit:
+            raise InstructionError(f"the instruction is longer than the model's context ({limit} tokens)")
         return dict(encoding)
 
     def __call__(
@@ -245,5 +250,8 @@ class VideoITGProcessor(ProcessorMixin):
     def model_input_names(self):
         return ["input_ids", "attention_mask", *self.video_processor.model_input_names, "video_index"]
 
+
+AutoVideoProcessor.register(VideoITGConfig, VideoITGVideoProcessor, exist_ok=True)
+AutoProcessor.register(VideoITGConfig, VideoITGProcessor, exist_ok=True)
 
 __all__ = ["VideoITGVideoProcessor", "VideoITGProcessor", "InstructionError"]
