@@ -185,7 +185,7 @@ def test_too_long_sequence_is_a_clear_error():
 
 def test_gradient_checkpointing_trains():
     model = tiny_model("pooling").train()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     inputs = batch((5, 3))
     labels = torch.zeros(2, 5)
     labels[:, 1] = 1

@@ -101,7 +101,7 @@ def build_trainer(options: TrainOptions):
         per_device_train_batch_size=options.batch_videos,
         per_device_eval_batch_size=options.batch_videos,
         gradient_accumulation_steps=options.gradient_accumulation_steps,
-        gradient_checkpointing=options.gradient_checkpointing,
+        activation_checkpointing=options.gradient_checkpointing,
         dataloader_num_workers=options.num_workers,
         remove_unused_columns=False,
         eval_strategy="steps" if eval_dataset is not None and options.eval_steps else "no",
