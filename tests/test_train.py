@@ -212,3 +212,19 @@ def test_features_and_frames_give_the_same_loss(tiny_model_dir, grounding_datase
         features_batch = collator([from_features[0], from_features[1]])
         assert "vision_features" in features_batch and "pixel_values_videos" not in features_batch
         torch.testing.assert_close(model(**features_batch).loss, model(**frames_batch).loss, atol=1e-5, rtol=1e-5)
+
+
+def test_in_training_metrics_on_known_logits():
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from videoitg.train.trainer import frame_selection_metrics
+
+    labels = np.array([[0, 1, 1, 0, 0, 0, 1, 0, -100, -100],  # two evidence runs: [1, 3) and [6, 7)
+                       [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]])  # fmt: skip
+    logits = np.array([[0.0, 5.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 9.0, 9.0],  # padding must not be picked
+                       [3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])  # fmt: skip
+    metrics = frame_selection_metrics(EvalPrediction(predictions=logits, label_ids=labels), ks=(1, 2))
+    assert metrics["hit_rate@1"] == 0.0  # video 1 needs both runs; video 2 picks frame 0
+    assert metrics["hit_rate@2"] == 0.5  # video 1: frames 1 and 6 cover both runs
+    assert metrics["f1@2"] == pytest.approx((2 * (1.0 * 2 / 3) / (1.0 + 2 / 3) + 0.0) / 2)

@@ -23,12 +23,12 @@ HEAD_NAME = "frame_head"
 
 
 def frame_selection_metrics(eval_prediction, ks=(8, 32)) -> dict[str, float]:
-    """Evidence hit rate and frame F1 at each k, from the frame logits and the frame labels.
+    """Evidence hit rate and frame F1 at each k, from the frame logits and labels of the sampled frames.
 
     A question's evidence segments are its runs of consecutive positive frames; it is covered when every run
-    holds a selected frame (the benchmark's definition applied to the sampled frames).
+    holds a selected frame (the benchmark's definition, applied to the sampled frames).
     """
-    from ..evaluation.metrics import frame_metrics
+    from ..evaluation.metrics import score_question
 
     logits, labels = eval_prediction.predictions, eval_prediction.label_ids
     if isinstance(logits, tuple):
@@ -36,15 +36,21 @@ def frame_selection_metrics(eval_prediction, ks=(8, 32)) -> dict[str, float]:
     results: dict[str, list[float]] = {}
     for row_logits, row_labels in zip(np.asarray(logits), np.asarray(labels)):
         valid = row_labels != -100
-        scores, targets = row_logits[valid], row_labels[valid] >= 0.5
+        scores, targets = row_logits[valid], (row_labels[valid] >= 0.5).astype(int)
         if not targets.any():
             continue
-        order = np.lexsort((np.arange(len(scores)), -scores))
+        order = np.lexsort((np.arange(len(scores)), -scores))  # best first, earlier frame on ties
         for k in ks:
-            selected = np.sort(order[:k])
-            for name, value in frame_metrics(selected, targets).items():
-                results.setdefault(f"{name}@{k}", []).append(value)
+            score = score_question(order[:k].tolist(), targets, _positive_runs(targets))
+            results.setdefault(f"hit_rate@{k}", []).append(score.hit_rate)
+            results.setdefault(f"f1@{k}", []).append(score.f1)
     return {name: float(np.mean(values)) for name, values in results.items()}
+
+
+def _positive_runs(targets: np.ndarray) -> list[list[float]]:
+    """[[start, end]] (end exclusive, in frame positions) of each run of consecutive positive frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], targets, [0]])))
+    return [[float(start), float(end)] for start, end in zip(edges[::2], edges[1::2])]
 
 
 def build_trainer(options: TrainOptions):
