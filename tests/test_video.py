@@ -6,11 +6,14 @@ import ast
 import json
 import math
 import pickle
+import shutil
 import subprocess
 import sys
 from bisect import bisect_right
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +51,10 @@ def test_sample_grid_covers_the_video_at_sample_fps():
     assert sample_grid(4.004)[1] == list(range(5))
     assert sample_grid(0.2) == ([0.0], [0]) and sample_grid(0.0) == ([0.0], [0])
     assert sample_grid(3.0, sample_fps=2.0) == ([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], list(range(6)))
+    # Frame rates from PyAV are Fractions, sizes often numpy integers: the grid is plain floats and ints.
+    timestamps, grid_indices = sample_grid(Fraction(7, 2), sample_fps=Fraction(2), max_frames=np.int64(512))
+    assert timestamps == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0] and grid_indices == list(range(7))
+    assert {type(t) for t in timestamps} == {float} and {type(i) for i in grid_indices} == {int}
 
 
 def test_sample_grid_spreads_max_frames_over_long_videos():
@@ -204,6 +211,30 @@ def test_times_count_from_the_first_frame(video_factory, frame_index_reader, bac
     assert sampled.metadata.duration_s == pytest.approx(5.0, abs=1e-4)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command line tool")
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_videos_come_out_as_a_player_shows_them(video_factory, frame_index_reader, tmp_path, rotation):
+    # Phone videos: landscape frames plus a display matrix that turns them.
+    source = video_factory(duration_s=3, fps=10)
+    rotated = tmp_path / f"rotated_{rotation}.mp4"
+    command = ["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", "-metadata:s:v", f"rotate={rotation}"]
+    subprocess.run([*command, str(rotated)], check=True)
+    turns = rotation // 90
+    expected = load_video(source, backend="pyav").frames.rot90(turns, dims=(2, 3))
+    for backend in INSTALLED:
+        if backend == "decord" and turns % 2:
+            with pytest.raises(VideoDecodeError, match="decord cannot decode videos rotated by"):
+                load_video(rotated, backend=backend)
+            continue
+        sampled = load_video(rotated, backend=backend)
+        assert sampled.frames.shape == expected.shape, backend
+        assert _mean_difference(sampled.frames, expected) <= 1.0, backend
+        assert (sampled.metadata.width, sampled.metadata.height) == (expected.shape[3], expected.shape[2])
+        small = load_video(rotated, backend=backend, max_side=32).frames
+        assert small.shape[2:] == ((32, 24) if turns % 2 else (24, 32)), backend
+        assert [frame_index_reader(frame.rot90(-turns, dims=(1, 2))) for frame in small] == [0, 10, 20], backend
+
+
 def _reference_frames(path: Path, times_s: list[float]) -> tuple[list[int], dict[int, torch.Tensor]]:
     """Plain PyAV reference, no seeking: index of the frame on screen at each time, and those frames and their
     neighbours as [3, H, W] tensors."""
@@ -294,9 +325,18 @@ def test_missing_directory_and_empty_files(bad_videos, case):
             assert raised.value.path == str(path) and str(raised.value).startswith(f"{path}: ")
 
 
+# What each bad file's error says (after "<path>: ").
+EXPECTED_REASONS = {
+    "missing": "no such file", "directory": "is a directory", "empty": "empty file", "text": "not a readable video",
+    "random_bytes": "not a readable video", "truncated": "not a readable video",
+    "truncated_mid_stream": "truncated or damaged", "audio_only": "no video stream",
+    "no_frames": "has no frames",
+}  # fmt: skip
+
+
 _BAD_INPUT_SCRIPT = """
 import json, sys
-from videoitg.video import VideoDecodeError, load_video, probe_video
+from videoitg.video import load_video, probe_video
 backend, cases = sys.argv[1], json.loads(sys.argv[2])
 for name, path in cases.items():
     print("CASE", name, flush=True)  # the last one printed is the culprit if the interpreter dies
@@ -328,14 +368,13 @@ def test_bad_files_are_decode_errors_naming_the_file(bad_videos, backend):
         path = cases[result["case"]]
         assert result["error"] == "VideoDecodeError", result
         assert result["path"] == path and result["message"].startswith(f"{path}: "), result
+        assert EXPECTED_REASONS[result["case"]] in result["message"], result
 
 
 # ------------------------------------------------------------------------------------------------ writing
 
 
 def test_write_video_round_trips(tmp_path, index_frame_maker, frame_index_reader):
-    import numpy as np
-
     source = [index_frame_maker(i, 96, 64) for i in range(12)]
     # A generator mixing tensors and numpy arrays, as callers stream frames of long videos.
     frames = (frame.numpy() if i % 2 else frame for i, frame in enumerate(source))
@@ -348,7 +387,7 @@ def test_write_video_round_trips(tmp_path, index_frame_maker, frame_index_reader
     assert [frame_index_reader(frame) for frame in sampled.frames] == list(range(12))
     for decoded, original in zip(sampled.frames, source):
         assert _mean_difference(decoded.permute(1, 2, 0), original) < 4.0
-    ntsc = write_video(tmp_path / "ntsc.mp4", (np.asarray(f) for f in source[:4]), fps=30000 / 1001)
+    ntsc = write_video(tmp_path / "ntsc.mp4", (np.asarray(f) for f in source[:4]), fps=Fraction(30000, 1001))
     assert probe_video(ntsc, backend="pyav").fps == pytest.approx(30000 / 1001, rel=1e-6)
 
 
