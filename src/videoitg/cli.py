@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "videoitg.inference",
     "videoitg.hub",
     "videoitg.train.cli",
+    "videoitg.convert",
 )
 
 

@@ -55,15 +55,20 @@ class VideoITGConfig(PreTrainedConfig):
             `"generation"` (variant A: the LLM writes the relevant frame indices as text).
         vision_feature_layer (`int`, *optional*, defaults to -2):
             Hidden-state layer of the vision tower used as frame features (penultimate, as LLaVA-Video).
-        vision_token_budget (`int`, *optional*, defaults to 16384):
+        vision_token_budget (`int`, *optional*, defaults to 8192):
             Visual tokens for the whole video: each frame's patch grid is resized to `HW x HW` with
-            `HW = min(grid, floor(sqrt(vision_token_budget / T)))`.
+            `HW = min(grid, floor(sqrt(vision_token_budget / T)))`. The official default 8192 gives 16 tokens per
+            frame at 512 frames, as the paper states.
         max_frames (`int`, *optional*, defaults to 512): frames scored at most (longer videos are subsampled).
         sample_fps (`float`, *optional*, defaults to 1.0): frame sampling rate of the video processor.
         num_selected_frames (`int`, *optional*, defaults to 32): default top-k.
         vision_chunk_size (`int`, *optional*, defaults to 32):
             Frames encoded per vision-tower call, so 512 frames never hold all vision activations at once.
         projector_hidden_act (`str`, *optional*, defaults to `"gelu"`): activation of the 2-layer projector.
+        resize_before_projector (`bool`, *optional*, defaults to `True`):
+            Resize each frame's patch grid to HW x HW before the projector, as the official VideoITG release does
+            (and 45x less projector work at 512 frames); `False` projects every patch first, as LLaVA-Video /
+            LLaVA-OneVision pool (models converted from LLaVA-OneVision keep that order).
         prompt_suffix (`str`, *optional*, defaults to `"\n"`): appended to the instruction (official prompt).
     """
 
@@ -76,12 +81,13 @@ class VideoITGConfig(PreTrainedConfig):
         text_config=None,
         variant: str = "pooling",
         vision_feature_layer: int = -2,
-        vision_token_budget: int = 16384,
+        vision_token_budget: int = 8192,
         max_frames: int = 512,
         sample_fps: float = 1.0,
         num_selected_frames: int = 32,
         vision_chunk_size: int = 32,
         projector_hidden_act: str = "gelu",
+        resize_before_projector: bool = True,
         prompt_suffix: str = "\n",
         initializer_range: float = 0.02,
         **kwargs,
@@ -103,6 +109,7 @@ class VideoITGConfig(PreTrainedConfig):
         self.num_selected_frames = num_selected_frames
         self.vision_chunk_size = vision_chunk_size
         self.projector_hidden_act = projector_hidden_act
+        self.resize_before_projector = resize_before_projector
         self.prompt_suffix = prompt_suffix
         self.initializer_range = initializer_range
         kwargs.setdefault("tie_word_embeddings", False)

@@ -43,7 +43,7 @@ PRESETS: dict[str, dict] = {
                         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 16384},
         "vision_token_budget": 8192,
     },
-    "7b": {"vision_config": None, "text_config": None, "vision_token_budget": 16384},
+    "7b": {"vision_config": None, "text_config": None, "vision_token_budget": 8192},
 }  # fmt: skip
 
 

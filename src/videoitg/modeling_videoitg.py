@@ -118,6 +118,10 @@ class VideoITGMultiModalProjector(nn.Module):
         return self.linear_2(self.act(self.linear_1(features)))
 
 
+class VideoITGFrameHead(nn.Linear):
+    """Linear(hidden, 1): one logit per frame. Its own class so that weight init can tell it apart."""
+
+
 class VideoITGPreTrainedModel(PreTrainedModel):
     config: VideoITGConfig
     config_class = VideoITGConfig
@@ -130,11 +134,12 @@ class VideoITGPreTrainedModel(PreTrainedModel):
     _skip_keys_device_placement = ["cache"]
 
     def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, VideoITGForFrameSelection) and module.frame_head is not None:
+        if isinstance(module, VideoITGFrameHead):
             # As the official release: xavier weights, zero bias for the classification head.
-            init.xavier_uniform_(module.frame_head.weight)
-            init.zeros_(module.frame_head.bias)
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+            return
+        super()._init_weights(module)
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -154,7 +159,7 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
             self.frame_head = None
         else:
             self.language_model = AutoModel.from_config(config.text_config)
-            self.frame_head = nn.Linear(config.text_config.hidden_size, 1)
+            self.frame_head = VideoITGFrameHead(config.text_config.hidden_size, 1)
         self._no_split_modules = [
             *(getattr(self.vision_tower, "_no_split_modules", None) or []),
             *(getattr(self.language_model, "_no_split_modules", None) or []),
@@ -200,8 +205,11 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
             else:
                 with torch.set_grad_enabled(torch.is_grad_enabled() and vision_trainable):
                     features = self.encode_frames(pixel_values[start:stop])
-            projected = self.multi_modal_projector(features.to(self.multi_modal_projector.linear_1.weight.dtype))
-            chunks.append(self._resize_grid(projected, side))
+            features = features.to(self.multi_modal_projector.linear_1.weight.dtype)
+            if self.config.resize_before_projector:  # official VideoITG: resize the vision features, then project
+                chunks.append(self.multi_modal_projector(self._resize_grid(features, side)))
+            else:  # LLaVA-Video / LLaVA-OneVision: project every patch, then resize
+                chunks.append(self._resize_grid(self.multi_modal_projector(features), side))
         return torch.cat(chunks)  # [T, HW*HW, D]
 
     def _resize_grid(self, tokens: torch.Tensor, side: int) -> torch.Tensor:
