@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch torchvision
-	$(PIP) install -q -c constraints.txt -e '.[torchcodec,decord,train,space,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[torchcodec,decord,train,space,synth,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

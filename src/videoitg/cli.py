@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "videoitg.hub",
     "videoitg.train.cli",
     "videoitg.convert",
+    "videoitg.evaluation.synth",
 )
 
 

@@ -36,7 +36,8 @@ def load_split(name_or_dir: str, split: str):
 
     root = dataset_root(name_or_dir)
     try:
-        rows = load_dataset(str(root), split=split)
+        # datasets caches a local folder by its name: rebuild so that a folder regenerated in place is read anew.
+        rows = load_dataset(str(root), split=split, download_mode="force_redownload")
     except ValueError as error:  # unknown split
         raise InvalidInputError(f"{name_or_dir}: {error}") from None
     return rows, root
