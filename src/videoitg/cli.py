@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "videoitg.train.cli",
     "videoitg.convert",
     "videoitg.evaluation.synth",
+    "videoitg.dataset_builder.cli",
 )
 
 
