@@ -158,9 +158,10 @@ def test_oracle_and_label_reader_are_perfect_where_they_should_be(benchmark, tmp
     reader = runner.run_evaluation(benchmark, LabelReader(), tmp_path / "r", top_k=[8, 16], progress=False)
     assert reader["selector"] == "label-reader"
     assert reader["k"]["16"]["overall"]["hit_rate"]["mean"] == 1.0  # no question has more than 16 relevant frames
-    # At k = 8 its earliest 8 relevant frames miss the third event of "Describe the video." (11 relevant frames).
+    # At k = 8 its earliest 8 relevant frames of "Describe the video." reach the third event only in video b
+    # (events of 3 + 4 + 4 s; a and c have 4 + 4 and 6 + 3 s before it).
     assert reader["k"]["8"]["by_type"]["motion"]["hit_rate"]["mean"] == 1.0
-    assert reader["k"]["8"]["by_type"]["non_clue"]["hit_rate"]["mean"] == 0.0
+    assert reader["k"]["8"]["by_type"]["non_clue"]["hit_rate"]["mean"] == pytest.approx(1 / 3)
     assert reader["k"]["1"]["by_type"]["semantic"]["precision"]["mean"] == 1.0
     # The oracle sees every event but not which one is asked: with 3 frames over 3 events it covers each event,
     # with 1 frame only the middle one.
@@ -198,32 +199,39 @@ def test_swap_partners_are_other_questions_about_the_same_video():
 
 
 # --------------------------------------------------------------------------------------------- the run itself
-def test_each_video_is_decoded_once(benchmark, tmp_path, monkeypatch):
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The paths that `load_video` is called with during the test."""
     import videoitg.video
 
-    decoded = []
+    calls = []
     real_load_video = videoitg.video.load_video
 
     def counting_load_video(path, **kwargs):
-        decoded.append(Path(path).name)
+        calls.append(str(path))
         return real_load_video(path, **kwargs)
 
     monkeypatch.setattr(videoitg.video, "load_video", counting_load_video)
+    return calls
+
+
+def test_each_video_is_decoded_once(benchmark, tmp_path, decoded):
     runner.run_evaluation(benchmark, "keyframes", tmp_path, top_k=[2, 4, 8], control="swap", progress=False,
                           num_resamples=50)  # fmt: skip
-    assert sorted(decoded) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert sorted(Path(path).name for path in decoded) == ["a.mp4", "b.mp4", "c.mp4"]
 
 
 def test_limit_and_seed(benchmark, tmp_path):
     first = runner.run_evaluation(benchmark, "random", tmp_path / "1", top_k=[4], limit=7, seed=5, progress=False)
     again = runner.run_evaluation(benchmark, "random", tmp_path / "2", top_k=[4], limit=7, seed=5, progress=False)
-    other = runner.run_evaluation(benchmark, "random", tmp_path / "3", top_k=[4], limit=7, seed=6, progress=False)
+    runner.run_evaluation(benchmark, "random", tmp_path / "3", top_k=[4], limit=7, seed=6, progress=False)
     assert first["num_questions"] == 7 and first["num_videos"] == 2
     assert first["k"] == again["k"]
     lines = lambda folder: (folder / "frame_indices.jsonl").read_text()  # noqa: E731
     assert lines(tmp_path / "1") == lines(tmp_path / "2") != lines(tmp_path / "3")
 
 
+@pytest.mark.slow
 def test_a_videoitg_model_folder_is_a_selector(benchmark, tmp_path):
     from videoitg.hub import build_model, export_model
 
@@ -237,6 +245,17 @@ def test_a_videoitg_model_folder_is_a_selector(benchmark, tmp_path):
     assert all(line["scores"] == sorted(line["scores"], reverse=True) for line in lines)
 
 
+def test_without_a_selector_the_embedded_demo_model_scores(benchmark, tmp_path):
+    from videoitg.inference import DEFAULT_MODEL
+
+    results = runner.run_evaluation(benchmark, None, tmp_path, top_k=[4], limit=2, progress=False, num_resamples=50)
+    assert results["selector_reads_question"] and results["num_questions"] == 2
+    # Without an embedded checkpoint the fallback is a random model, and the results say so.
+    assert ("RANDOMLY INITIALISED" in results["note"]) == (not DEFAULT_MODEL.is_dir())
+    assert ("RANDOMLY INITIALISED" in (tmp_path / "results.md").read_text()) == (not DEFAULT_MODEL.is_dir())
+
+
+@pytest.mark.slow
 def test_dataset_by_hub_id_from_the_cache_offline(benchmark, tmp_path):
     cache = tmp_path / "hub"
     snapshot = cache / "datasets--org--handmade" / "snapshots" / ("0" * 40)
@@ -255,6 +274,23 @@ def test_dataset_by_hub_id_from_the_cache_offline(benchmark, tmp_path):
     count, hit_rate = json.loads(done.stdout.strip().splitlines()[-1])
     local = runner.run_evaluation(benchmark, "uniform", tmp_path / "local", top_k=[4], progress=False)
     assert count == 15 and hit_rate == pytest.approx(local["k"]["4"]["overall"]["hit_rate"]["mean"])
+
+
+def test_a_self_contained_dataset_with_embedded_videos(benchmark, tmp_path, decoded):
+    import pyarrow.parquet as pq
+    from datasets import Dataset, Video
+    from datasets.table import embed_table_storage
+
+    rows = load_rows(benchmark)
+    for row in rows:
+        row["video"] = str(benchmark / row["video"])
+    table = embed_table_storage(Dataset.from_list(rows).cast_column("video", Video()).data.table)
+    (tmp_path / "embedded" / "data").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "embedded" / "data" / "test-00000-of-00001.parquet")
+    embedded = runner.run_evaluation(tmp_path / "embedded", "uniform", tmp_path / "o1", top_k=[4], progress=False)
+    assert len(decoded) == 3 and not any(str(benchmark) in path for path in decoded)  # written from the bytes
+    local = runner.run_evaluation(benchmark, "uniform", tmp_path / "o2", top_k=[4], progress=False)
+    assert embedded["k"] == local["k"]
 
 
 def test_bad_inputs_are_clear_typed_errors(benchmark, tmp_path):
@@ -277,3 +313,98 @@ def test_bad_inputs_are_clear_typed_errors(benchmark, tmp_path):
         runner.run_evaluation(broken, "uniform", tmp_path / "o", progress=False)
     with pytest.raises(SystemExit):
         eval_cli(["eval", "--dataset", str(benchmark), "--top-k", "8,x"])
+
+
+# --------------------------------------------------------------------------------------------- generated benchmark
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """A small rendered synthetic benchmark: 5 videos of 30-40 s, 3 of them in the test split."""
+    from videoitg.evaluation.synth import generate_benchmark
+
+    folder = tmp_path_factory.mktemp("synth") / "bench"
+    return generate_benchmark(folder, num_videos=5, seed=0, min_seconds=30, max_seconds=40,
+                              split_fractions=(0.2, 0.2, 0.6), progress=False)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("selector", ["uniform", "random", "keyframes", "object-oracle"])
+def test_eval_on_a_generated_test_split(generated, tmp_path, selector):
+    out = tmp_path / selector
+    assert eval_cli(["eval", "--dataset", str(generated), "--split", "test", "--selector", selector,
+                     "--top-k", "8,16,32", "--out", str(out), "--quiet", "--bootstrap", "200"]) == 0  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    rows = load_rows(generated)
+    assert results["num_questions"] == len(rows) and results["num_videos"] == 3
+    assert list(results["k"]) == ["1", "3", "8", "16", "32"]
+    assert set(results["k"]["8"]["by_type"]) == {row["instruction_type"] for row in rows}
+    assert (out / "recall_vs_k.png").stat().st_size > 10_000 and "| 32 |" in (out / "results.md").read_text()
+    lines = (out / "frame_indices.jsonl").read_text().splitlines()
+    assert len(lines) == len(rows) and all(len(json.loads(line)["index"]) == 32 for line in lines)
+
+
+def test_swap_control_on_a_generated_split(generated, tmp_path):
+    blind = runner.run_evaluation(generated, "object-oracle", tmp_path / "o", top_k=[8], control="swap", progress=False)
+    follower = runner.run_evaluation(generated, LabelReader(), tmp_path / "r", top_k=[8], control="swap", progress=False)
+    assert blind["k"]["8"]["control"]["drop"]["overall"]["hit_rate"]["mean"] == 0.0
+    assert blind["k"]["8"]["control"]["drop"]["overall"]["recall"]["mean"] == 0.0
+    assert follower["k"]["8"]["control"]["drop"]["overall"]["hit_rate"]["mean"] > 0.4
+    assert follower["k"]["8"]["control"]["drop"]["overall"]["precision"]["mean"] > 0.5
+
+
+def uniform_prediction(segments, num_grid_frames: int, k: int) -> float:
+    """Probability that k uniformly spaced frames hit every segment, for segments at random positions: a window of
+    m frames contains one of the k evenly spaced picks with probability k m / (D - m + 1) (each pick lies in m of
+    the D - m + 1 window positions), segments taken as independent."""
+    from videoitg.evaluation.metrics import segment_frames
+
+    probability = 1.0
+    for start, end in segments:
+        width = len(segment_frames(start, end))
+        probability *= min(1.0, k * width / (num_grid_frames - width + 1))
+    return probability
+
+
+def test_uniform_hit_rate_agrees_with_the_analytic_value():
+    """Uniform hit rate measured with the metrics on the generator's annotations (150 planned videos, 30 s-15 min,
+    the default settings) against the prediction from segment lengths: within 3 binomial standard deviations."""
+    from videoitg.evaluation.synth_plan import PlanSettings, diverse_windows, plan_video
+    from videoitg.video import sample_grid
+
+    plans = [plan_video([0, index], PlanSettings()) for index in range(150)]
+    questions = [(plan.scene.duration_s, question.segments) for plan in plans for question in plan.questions]
+    # "Describe the video." and existence questions answered "no" need windows at fixed places (beginning, middle,
+    # end, each 1/8 of the video wide): any 8 evenly spread frames hit all three, whatever the video.
+    windows = [(duration, segments) for duration, segments in questions if segments == diverse_windows(duration)]
+    events = [(duration, segments) for duration, segments in questions if segments != diverse_windows(duration)]
+    assert len(windows) > 50 and len(events) > 600
+
+    def measured(duration: int, segments, k: int, widen: int = 0) -> float:
+        _, grid = sample_grid(duration)
+        picks = [grid[p] for p in uniform_indices(len(grid), k)]
+        segments = [[start, end + widen] for start, end in segments]
+        return score_question(picks, labels_from_segments(segments, duration), segments).hit_rate
+
+    for k in (8, 16, 32):
+        assert all(measured(duration, segments, k) == 1.0 for duration, segments in windows)
+        hits = sum(measured(duration, segments, k) for duration, segments in events)
+        predicted = np.array([uniform_prediction(segments, duration, k) for duration, segments in events])
+        sigma = float(np.sqrt((predicted * (1 - predicted)).sum()))
+        assert abs(hits - predicted.sum()) < 3 * sigma, (k, hits, predicted.sum(), sigma)
+    # The check has teeth: segments one second longer than they are (an off-by-one in coverage) are caught.
+    widened = sum(measured(duration, segments, 32, widen=1) for duration, segments in events)
+    predicted = np.array([uniform_prediction(segments, duration, 32) for duration, segments in events])
+    assert widened - predicted.sum() > 3 * float(np.sqrt((predicted * (1 - predicted)).sum()))
+
+
+def test_uniform_on_the_rendered_split_matches_the_annotations(generated, tmp_path):
+    """End to end (decoding included), uniform's figures equal the metrics of uniform picks on the annotated grid."""
+    from videoitg.video import sample_grid
+
+    results = runner.run_evaluation(generated, "uniform", tmp_path, top_k=[8], progress=False, num_resamples=50)
+    rows = load_rows(generated)
+    hits = []
+    for row in rows:
+        _, grid = sample_grid(row["duration_s"])
+        picks = [grid[p] for p in uniform_indices(len(grid), 8)]
+        hits.append(score_question(picks, row["frame_labels"], row["relevant_segments"]).hit_rate)
+    assert results["k"]["8"]["overall"]["hit_rate"]["mean"] == pytest.approx(np.nanmean(hits))

@@ -137,6 +137,7 @@ def test_aggregate_groups_by_type_and_duration():
     json.dumps(summary)  # JSON-ready
 
 
+@pytest.mark.slow
 def test_evaluate_module_loads_offline_and_matches_the_package(tmp_path):
     """`evaluate.load(folder)` in a fresh process without network or Hub cache gives the package's numbers."""
     folder = files("videoitg.evaluation") / "videoitg_metric"

@@ -173,19 +173,21 @@ def test_algorithm_1_on_hand_made_features():
     a, b, c = np.eye(3)
     nearly_a = 0.96 * a + 0.28 * b  # cosine 0.96 with a: not a scene change (threshold 0.90)
     features = np.stack([a, a, nearly_a, a, b, b, b, c, c, c, a])
-    assert keyframe_indices(features) == [0, 4, 7]
-    # A frame becomes a keyframe only if some LATER frame differs from it: the last scene of a video whose frames
-    # all look alike has none (a property of the published algorithm).
-    assert keyframe_indices(np.stack([a, a, b, b])) == [0]
+    assert keyframe_indices(features) == [0, 4, 7, 10]
+    # A middle frame becomes a keyframe only if some LATER frame differs from it; the last frame has none, so it
+    # joins when it differs from the last keyframe (lines 17-19 of the published algorithm).
+    assert keyframe_indices(np.stack([a, a, b, b])) == [0, 3]
+    assert keyframe_indices(np.stack([a, a, b, a])) == [0, 2, 3]
+    assert keyframe_indices(np.stack([a, a, a, a])) == [0]  # the last frame looks like the last keyframe
     # Stricter thresholds than the official ones change the outcome (they are really used).
-    assert keyframe_indices(features, scene_threshold=0.97) == [0, 2, 3, 4, 7]
+    assert keyframe_indices(features, scene_threshold=0.97) == [0, 2, 3, 4, 7, 10]
 
 
 def test_keyframes_are_brought_to_exactly_k():
     a, b, c, d = np.eye(4)
     features = np.stack([a] * 5 + [b] * 5 + [c] * 5 + [d] * 5)
-    keyframes = keyframe_indices(features)
-    assert keyframes == [0, 5, 10]
+    assert keyframe_indices(features) == [0, 5, 10, 19]
+    keyframes = [0, 5, 10]
     # Fewer than k: keep them, then add the frame least like everything chosen (the unseen last scene first):
     # among equally new frames the one farthest in time from the chosen ones.
     assert keyframes_to_k(features, keyframes, 4) == [0, 5, 10, 19]
@@ -203,8 +205,9 @@ def test_keyframes_selector_finds_the_scene_cuts_on_pixels():
     assert np.allclose(np.linalg.norm(features, axis=1), 1.0)
     chosen = build_selector("keyframes").select(make_sampled(frames), "", 3)
     scenes = [sum(1 for cut in (0, 7, 15) if cut <= i) for i in chosen.indices]
-    assert chosen.indices[:2] == [0, 7] and scenes == [1, 2, 3]
-    assert chosen.scores[:2] == [1.0, 1.0] and chosen.scores[2] == 0.0  # the third was added to reach k
+    assert chosen.indices == [0, 7, 23] and scenes == [1, 2, 3]
+    # All three are Algorithm 1 keyframes (score 1): the last scene enters through its last frame (lines 17-19).
+    assert chosen.scores == [1.0, 1.0, 1.0]
 
 
 # --------------------------------------------------------------------------------------------- BOLT and AKS

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "videoitg.train.cli",
     "videoitg.convert",
     "videoitg.evaluation.synth",
+    "videoitg.evaluation.runner",
     "videoitg.dataset_builder.cli",
 )
 
