@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from videoitg.dataset_builder.backends import RetryPolicy
-from videoitg.dataset_builder.cli import main as cli_main
+from videoitg.cli import main as cli_main
 from videoitg.dataset_builder.media import load_video_assets, split_into_clips
 from videoitg.dataset_builder.pipeline import AnnotateConfig, BackendSpec, annotate, dry_run
 from videoitg.dataset_builder.sampling import diverse_frames, keyframes_among

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from videoitg.dataset_builder.cli import main as cli_main
+from videoitg.cli import main as cli_main
 from videoitg.dataset_builder.convert import convert_videoitg_40k
 from videoitg.dataset_builder.publish import push_dataset
 from videoitg.dataset_builder.quality import evaluate_annotations, quality_table

@@ -24,7 +24,7 @@ LATENCY_S = 0.04
 
 def cli_arguments(scenario, out, url) -> list[str]:
     return [
-        sys.executable, "-m", "videoitg.dataset_builder.cli", "annotate", "--qa", str(scenario.qa_file),
+        sys.executable, "-m", "videoitg.cli", "annotate", "--qa", str(scenario.qa_file),
         "--video-root", str(scenario.video_root), "--out", str(out), "--llm-model", "scripted-llm",
         "--mllm-model", "scripted-mllm", "--llm-base-url", url, "--mllm-base-url", url, "--llm-api-key-env", KEY_ENV,
         "--mllm-api-key-env", KEY_ENV, "--concurrency", "4", "--no-progress", "--timeout", "10",

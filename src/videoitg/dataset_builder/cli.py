@@ -1,12 +1,10 @@
 """Commands of the data room: `annotate` (and `annotate merge`), `push-dataset`, `convert-dataset`,
-`eval-annotations`. `add_cli(subparsers)` registers them on the `videoitg` command; `python -m
-videoitg.dataset_builder.cli ...` runs them alone."""
+`eval-annotations`. `add_cli(subparsers)` registers them on the `videoitg` command."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -183,20 +181,3 @@ def add_cli(subparsers) -> None:
     evaluate.add_argument("--ref", type=Path, required=True, help="reference dataset folder")
     evaluate.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     evaluate.set_defaults(func=run_eval)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ..video import InvalidInputError
-
-    parser = argparse.ArgumentParser(prog="videoitg", description=__doc__.splitlines()[0])
-    add_cli(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except InvalidInputError as error:
-        print(f"videoitg {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
