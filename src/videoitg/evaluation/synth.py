@@ -87,7 +87,8 @@ def split_sizes(num_videos: int, fractions: Sequence[float]) -> dict[str, int]:
 
 def question_rows(plan, video: str, video_id: str) -> list[dict]:
     """The dataset rows (one per question) of a planned video (`synth_plan.VideoPlan`) stored at `video`."""
-    from .synth_plan import clips_from_segments, labels_from_segments
+    from .metrics import labels_from_segments
+    from .synth_plan import clips_from_segments
 
     duration = plan.scene.duration_s
     event_labels = plan.event_frame_labels

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .metrics import labels_from_segments
 from .synth_scene import (
     COLOURS,
     DIGITS,
@@ -234,16 +235,6 @@ def diverse_windows(duration_s: int) -> list[list[float]]:
         start = min(max(0, round(centre - width / 2)), duration_s - width)
         windows.append([float(start), float(start + width)])
     return windows
-
-
-def labels_from_segments(segments: Sequence[Sequence[float]], duration_s: int) -> list[int]:
-    """1-fps labels: frame i (second [i, i + 1)) is 1 when a segment overlaps it (the metrics' convention)."""
-    labels = [0] * duration_s
-    for start, end in segments:
-        for index in range(math.floor(start), max(math.floor(start) + 1, math.ceil(end))):
-            if index < duration_s:
-                labels[index] = 1
-    return labels
 
 
 def clips_from_segments(segments: Sequence[Sequence[float]]) -> list[int]:
