@@ -24,7 +24,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videoitg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="videoitg", description="VideoITG: instruction-guided frame selection for video LLMs.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_cli(subparsers)
