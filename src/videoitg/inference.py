@@ -29,6 +29,7 @@ class FrameScorer:
         self.processor = processor
         self.name = name
         self.note = note
+        self._features_of = self._features = None  # the last video's vision features
 
     @classmethod
     def from_pretrained(cls, model_dir_or_repo: str | os.PathLike | None = None, **kwargs) -> FrameScorer:
@@ -55,28 +56,41 @@ class FrameScorer:
     def load(self, video, progress: bool = False):
         return self.processor.video_processor.load(video, progress=progress)
 
-    def score(self, frames, question: str, progress: bool = False):
-        """Scores `[T]` (higher = more relevant) of the sampled frames of one video."""
+    def vision_features(self, frames, progress: bool = False):
+        """The vision tower's features `[1, T, P, D]` of sampled frames, computed once per video.
+
+        Several questions about one video (an evaluation, the swap control) reuse the last video's features.
+        """
         import torch
         from tqdm.auto import tqdm
 
-        inputs = self.processor(videos=frames, text=question, return_tensors="pt")
+        if self._features_of is frames:
+            return self._features
         model = self.model
-        dtype = next(model.parameters()).dtype
-        device = next(model.parameters()).device
-        pixels = inputs["pixel_values_videos"][0].to(device=device, dtype=dtype)
+        parameter = next(model.parameters())
+        pixels = self.processor.video_processor.to_pixel_values(frames.frames).to(parameter.device, parameter.dtype)
         chunk = model.config.vision_chunk_size
         features = []
         with torch.no_grad():
             # The vision pass is the long part: run it here, a chunk at a time, to show progress.
             for start in tqdm(range(0, len(pixels), chunk), desc="scoring frames", unit="chunk", disable=not progress):
                 features.append(model.encode_frames(pixels[start : start + chunk]))
-            model_inputs = {
-                "input_ids": inputs["input_ids"].to(device),
-                "attention_mask": inputs["attention_mask"].to(device),
-                "vision_features": torch.cat(features)[None],
-            }
-            outputs = model.score_frames(tokenizer=self.processor.tokenizer, **model_inputs)
+        self._features_of, self._features = frames, torch.cat(features)[None]
+        return self._features
+
+    def score(self, frames, question: str, progress: bool = False):
+        """Scores `[T]` (higher = more relevant) of the sampled frames of one video."""
+        import torch
+
+        text = self.processor.encode_instructions(question)
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            outputs = self.model.score_frames(
+                tokenizer=self.processor.tokenizer,
+                input_ids=text["input_ids"].to(device),
+                attention_mask=text["attention_mask"].to(device),
+                vision_features=self.vision_features(frames, progress=progress),
+            )
         return outputs.scores[0].float().cpu()
 
     def select(self, video, instruction: str, top_k: int | None = None, progress: bool = False) -> dict:
