@@ -495,3 +495,12 @@ def test_converted_folders_load_where_videoitg_is_not_installed(llava_converted,
         with torch.no_grad():
             expected = model(**processor.encode_instructions(QUESTION), pixel_values_videos=pixels).scores[0]
         torch.testing.assert_close(torch.tensor(results[folder]["scores"]), expected, rtol=0, atol=1e-5)
+
+
+def test_image_settings_read_from_transformers5_processor_config(tmp_path):
+    # transformers 5 saves the image / video processor inside processor_config.json
+    settings = {"image_mean": [0.1, 0.2, 0.3], "image_std": [0.4, 0.5, 0.6], "rescale_factor": 0.5}
+    (tmp_path / "processor_config.json").write_text(json.dumps({"video_processor": settings, "chat_template": ""}))
+    from videoitg.convert import _image_settings
+
+    assert _image_settings(tmp_path) == settings

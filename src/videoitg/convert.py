@@ -198,9 +198,11 @@ def _image_settings(*folders: Path | None) -> dict:
     for folder in folders:
         if folder is None:
             continue
-        for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        for name in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json"):
             if (folder / name).exists():
                 settings = _read_json(folder / name)
+                # transformers 5 saves the image / video processor inside processor_config.json
+                settings = settings.get("video_processor") or settings.get("image_processor") or settings
                 return {key: settings[key] for key in ("image_mean", "image_std", "rescale_factor") if key in settings}
     return {}
 
