@@ -295,3 +295,20 @@ def test_models_that_cannot_answer_are_refused(model_dirs, tmp_path):
     with pytest.raises(UnsupportedAnswererError, match="no tiny 'gpt2' model"):
         build_tiny_answerer("gpt2", tmp_path / "gpt2")
     assert issubclass(UnsupportedAnswererError, InvalidInputError)
+
+
+def test_select_command_answers_from_the_selected_frames(model_dirs, tmp_path, capsys):
+    import json
+
+    from videoitg.cli import main
+    from videoitg.inference import make_sample_video
+
+    video = make_sample_video(tmp_path / "sample.mp4", seconds=12)
+    answer_model = str(model_dirs("qwen2_vl"))
+    out = tmp_path / "selection"
+    code = main(["select", str(video), "What colour is the circle?", "--answer-model", answer_model,
+                 "--top-k", "4", "--max-new-tokens", "3", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0
+    selection = json.loads((out / "selection.json").read_text())
+    assert isinstance(selection["answer"], str) and selection["answer_model"] == answer_model
+    assert f"answer ({answer_model}): " in capsys.readouterr().out

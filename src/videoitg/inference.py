@@ -17,7 +17,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = PACKAGE_DIR / "assets" / "demo-model"
 UNTRAINED_NOTE = (
     "no trained model given and no embedded demo checkpoint in this install: using a RANDOMLY INITIALISED "
-    "tiny model, so the selection below is meaningless (pass --model DIR_OR_REPO)"
+    "tiny model, so the selection below is meaningless (pass a trained model: --model, or the web demo's model box)"
 )
 
 
@@ -75,8 +75,9 @@ class FrameScorer:
             # The vision pass is the long part: run it here, a chunk at a time, to show progress.
             for start in tqdm(range(0, len(pixels), chunk), desc="scoring frames", unit="chunk", disable=not progress):
                 features.append(model.encode_frames(pixels[start : start + chunk]))
-        self._features_of, self._features = frames, torch.cat(features)[None]
-        return self._features
+        features = torch.cat(features)[None]
+        self._features_of, self._features = frames, features
+        return features
 
     def score(self, frames, question: str, progress: bool = False):
         """Scores `[T]` (higher = more relevant) of the sampled frames of one video."""
@@ -112,6 +113,7 @@ class FrameScorer:
             "model_note": self.note,
             "video": asdict(sampled.metadata),
             "_frames": sampled.frames,  # not written to JSON; used for the pictures
+            "_sampled": sampled,  # the decoded frames, for answering without a second decode
         }
 
 
@@ -169,6 +171,8 @@ def _print_summary(selection: dict, paths: dict[str, Path]) -> None:
         print(f"note: {selection['model_note']}")
     times = ", ".join(f"{t:.0f}s" for t in selection["timestamps"])
     print(f"selected {len(selection['indices'])} of {len(selection['scores'])} frames: {times}")
+    if "answer" in selection:
+        print(f"answer ({selection['answer_model']}): {selection['answer']}")
     for name, path in paths.items():
         print(f"wrote {path}  ({name})")
 
@@ -189,13 +193,33 @@ def _select_command(args: argparse.Namespace) -> int:
         raise InstructionError("the instruction is empty: say what the frames should show")
     probe_video(args.video)
     _quiet_transformers()
+    answerer = None
+    if args.answer_model:
+        from .answer import load_answerer
+
+        answerer = load_answerer(args.answer_model)  # before the video work: a bad model fails at once
     scorer = FrameScorer.from_pretrained(args.model)
     selection = scorer.select(args.video, args.instruction, top_k=args.top_k, progress=not args.quiet)
+    if answerer is not None:
+        from .answer import answer_selection
+
+        selection["answer"] = answer_selection(
+            answerer, selection["_sampled"], selection["indices"], args.instruction, selector=scorer,
+            max_new_tokens=args.max_new_tokens,
+        )  # fmt: skip
+        selection["answer_model"] = args.answer_model
     _print_summary(selection, write_selection(selection, args.out))
     return 0
 
 
 def _demo_command(args: argparse.Namespace) -> int:
+    if args.web:
+        from .web import launch
+
+        _quiet_transformers()
+        launch(host=args.host, port=args.port, model=args.model, answer_model=args.answer_model,
+               default_top_k=args.top_k)  # fmt: skip
+        return 0
     out = Path(args.out)
     video = make_sample_video(out / "sample.mp4")
     instruction = "When does the red circle appear?"
@@ -216,10 +240,17 @@ def add_cli(subparsers) -> None:
     select.add_argument("--top-k", type=int, default=None, help="frames to keep (default: the model's, 32)")
     select.add_argument("--out", default="selection", help="output folder (default: ./selection)")
     select.add_argument("--quiet", action="store_true", help="no progress bars")
+    select.add_argument("--answer-model", help="answering Video-LLM, folder or Hub id (LLaVA-OneVision, Qwen2-VL, "
+                        "Qwen2.5-VL, ...): answer the instruction from the selected frames")  # fmt: skip
+    select.add_argument("--max-new-tokens", type=int, default=64, help="longest answer in tokens (--answer-model)")
     select.set_defaults(func=_select_command)
 
-    demo = subparsers.add_parser("demo", help="run the selection on a generated sample video")
+    demo = subparsers.add_parser("demo", help="the selection on a generated sample video; --web: the web demo")
     demo.add_argument("--model", help="model folder or Hub id (default: the embedded demo model)")
     demo.add_argument("--top-k", type=int, default=8)
     demo.add_argument("--out", default="out/demo")
+    demo.add_argument("--web", action="store_true", help="serve the web demo (Gradio) instead")
+    demo.add_argument("--host", default=None, help="with --web: address to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=None, help="with --web: port (default: 7860 or the next free one)")
+    demo.add_argument("--answer-model", help="with --web: answering Video-LLM (folder or Hub id) to compare answers")
     demo.set_defaults(func=_demo_command)
