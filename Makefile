@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt torch torchvision
-	$(PIP) install -q -c constraints.txt -e '.[torchcodec,decord,train,space,synth,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[torchcodec,decord,train,space,synth,dev,lmms]'
 	touch $(STAMP)
 
 # Debian's Chromium and its WebDriver for the web demo's browser test (tests/test_web.py); only when missing.
