@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "videoitg.inference",
     "videoitg.hub",
     "videoitg.train.cli",
+    "videoitg.train.vision_tagging",
     "videoitg.convert",
     "videoitg.evaluation.synth",
     "videoitg.evaluation.runner",

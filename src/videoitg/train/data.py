@@ -56,7 +56,9 @@ class GroundingVideoDataset(torch.utils.data.Dataset):
 
     Questions of one video are split into groups of `questions_per_video` (shuffled with `seed`).
     `frame_cache` keeps that many decoded videos in memory (per worker): worth it when the data is small
-    and read for many epochs, as for the CPU-trained demo model.
+    and read for many epochs, as for the CPU-trained demo model. `extra_questions` (video_id -> (question,
+    1-fps labels), e.g. `event_queries.load_event_queries`) adds `extra_per_item` of them, drawn at random,
+    to every item of that video.
     """
 
     def __init__(
@@ -68,6 +70,8 @@ class GroundingVideoDataset(torch.utils.data.Dataset):
         seed: int = 0,
         features_dir: str | Path | None = None,
         frame_cache: int = 0,
+        extra_questions: dict[str, list[tuple[str, list[int]]]] | None = None,
+        extra_per_item: int = 0,
     ):
         self.rows = rows
         self.root = Path(root)
@@ -78,9 +82,14 @@ class GroundingVideoDataset(torch.utils.data.Dataset):
         )
         self.frame_cache_size = frame_cache
         self._frame_cache: OrderedDict[str, SampledFrames] = OrderedDict()
+        self.extra_questions = extra_questions or {}
+        self.extra_per_item = extra_per_item
+        self._extra_rng = random.Random(seed)
         by_video: dict[str, list[int]] = defaultdict(list)
-        for index, video in enumerate(rows["video"]):
+        self.video_ids: dict[str, str] = {}
+        for index, (video, video_id) in enumerate(zip(rows["video"], rows["video_id"])):
             by_video[video_path(self.root, video)].append(index)
+            self.video_ids[video_path(self.root, video)] = video_id
         generator = random.Random(seed)
         self.items: list[tuple[str, list[int]]] = []
         for path, indices in by_video.items():
@@ -127,6 +136,10 @@ class GroundingVideoDataset(torch.utils.data.Dataset):
             "frames": None,
             "features": None,
         }
+        extra = self.extra_questions.get(self.video_ids[path], [])
+        for question, labels in self._extra_rng.sample(extra, min(self.extra_per_item, len(extra))):
+            item["questions"].append(question)
+            item["labels"].append(labels)
         if self.features_dir is not None:
             item["features"] = self.features(path)
         else:

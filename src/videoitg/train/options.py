@@ -22,6 +22,7 @@ class TrainOptions:
     max_steps: int = -1
     batch_videos: int = 2
     questions_per_video: int = 4
+    event_queries: int = 0  # extra "When is the red star on screen?" questions per item (synthetic datasets)
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     train_vision_tower: bool = False

@@ -70,9 +70,15 @@ def build_trainer(options: TrainOptions):
         raise ValueError("--features uses a frozen vision tower's cached output; drop --train-vision-tower")
 
     rows, root = load_split(options.dataset, options.split)
+    extra_questions = None
+    if options.event_queries:
+        from .event_queries import load_event_queries
+
+        extra_questions = load_event_queries(options.dataset, options.split, rows)
     train_dataset = GroundingVideoDataset(
         rows, root, processor.video_processor, options.questions_per_video, options.seed,
         features_dir=options.features, frame_cache=options.frame_cache,
+        extra_questions=extra_questions, extra_per_item=options.event_queries,
     )  # fmt: skip
     eval_dataset = None
     if options.eval_dataset:

@@ -1,0 +1,201 @@
+"""`videoitg pretrain-vision`: teach a from-scratch vision tower what synthetic frames show, before grounding.
+
+A VideoITG model for real use starts from a pretrained SigLIP. The demo model is trained from scratch on a CPU,
+and a vision tower that must discover colours and shapes through the grounding loss alone learns them too slowly
+to ever route an instruction to them (measured: docs/demo-model.md). The synthetic benchmark knows what every frame
+shows (its `events` config), so the tower is first trained to name it: multi-label BCE over the colour, shape,
+text, motion and place tags of every 1-fps frame, read from the tower's `vision_feature_layer` features averaged
+over the patches (what the LLM sees at one token per frame). The tagging head is dropped afterwards; the output is
+a model folder for `videoitg features` / `videoitg train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..video import InvalidInputError
+
+GRID = 4  # place tags: the frame cut into GRID x GRID cells; the cell of each object's centre
+
+
+def tag_names() -> list[str]:
+    from ..evaluation.synth_scene import COLOURS, DIGITS, DIRECTIONS, SHAPES, SPEEDS, WORDS
+
+    return [*COLOURS, *SHAPES, *DIGITS, *WORDS, "moving", *DIRECTIONS, *SPEEDS] + [
+        f"cell{index}" for index in range(GRID * GRID)
+    ]
+
+
+def frame_tags(events, num_frames: int, frame_width: int, frame_height: int) -> torch.Tensor:
+    """`[num_frames, len(tag_names())]` 0/1: the tags of each 1-fps frame, from one video's event rows."""
+    import torch
+
+    names = tag_names()
+    column = {name: index for index, name in enumerate(names)}
+    tags = torch.zeros(num_frames, len(names))
+    for event in events:
+        # Frame t shows what is on screen at t seconds: events with start_s <= t < end_s.
+        for second in range(math.ceil(event["start_s"]), min(math.ceil(event["end_s"]), num_frames)):
+            row = tags[second]
+            row[column[event["colour"]]] = 1
+            row[column[event["shape"] if event["kind"] == "shape" else str(event["text"])]] = 1
+            if event["direction"]:
+                for name in ("moving", event["direction"], event["speed"]):
+                    row[column[name]] = 1
+            elapsed = second - event["start_s"]
+            centre_x = (event["x"] + event["vx"] * elapsed + event["width"] / 2) / frame_width
+            centre_y = (event["y"] + event["vy"] * elapsed + event["height"] / 2) / frame_height
+            cell_x, cell_y = (min(GRID - 1, max(0, int(value * GRID))) for value in (centre_x, centre_y))
+            row[column[f"cell{cell_y * GRID + cell_x}"]] = 1
+    return tags
+
+
+@dataclass
+class TaggedFrames:
+    frames: torch.Tensor  # [N, 3, S, S] uint8 at the vision tower's size
+    tags: torch.Tensor  # [N, K] 0/1
+
+
+def load_tagged_frames(dataset: str, split: str, video_processor) -> TaggedFrames:
+    """Every 1-fps frame of a synthetic dataset's split, resized for the tower, with its tags."""
+    from collections import defaultdict
+
+    import torch
+    from datasets import load_dataset
+    from tqdm.auto import tqdm
+
+    from .data import dataset_root, load_split, video_path
+
+    rows, root = load_split(dataset, split)
+    try:
+        events = load_dataset(str(dataset_root(dataset)), "events", split=split, download_mode="force_redownload")
+    except ValueError as error:
+        raise InvalidInputError(f"{dataset}: no `events` config; vision tagging needs a synthetic dataset") from error
+    events_of = defaultdict(list)
+    for event in events:
+        events_of[event["video_id"]].append(event)
+    videos = dict(zip(rows["video_id"], rows["video"]))
+    frames, tags = [], []
+    for video_id, video in tqdm(sorted(videos.items()), desc="decoding frames", unit="video"):
+        sampled = video_processor.load(video_path(root, video))
+        if sampled.grid_indices != list(range(len(sampled.grid_indices))):
+            raise InvalidInputError(f"{video}: longer than the model's max_frames at 1 fps; tags need every second")
+        frames.append(video_processor.resize_frames(sampled.frames))
+        width, height = sampled.metadata.width, sampled.metadata.height
+        tags.append(frame_tags(events_of[video_id], len(sampled.grid_indices), width, height))
+    return TaggedFrames(torch.cat(frames), torch.cat(tags))
+
+
+def _auc(targets, scores) -> float:
+    """Area under the ROC curve (rank statistic, no ties correction: scores are continuous)."""
+    import torch
+
+    ranks = torch.empty_like(scores)
+    ranks[scores.argsort()] = torch.arange(1, len(scores) + 1, dtype=scores.dtype)
+    positives = targets.bool()
+    count = int(positives.sum())
+    if count in (0, len(targets)):
+        return math.nan
+    return float((ranks[positives].sum() - count * (count + 1) / 2) / (count * (len(targets) - count)))
+
+
+def pretrain_vision_tower(
+    model,
+    processor,
+    train: TaggedFrames,
+    validation: TaggedFrames | None = None,
+    steps: int = 1500,
+    batch_size: int = 256,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    log_every: int = 100,
+) -> list[dict]:
+    """Train `model.vision_tower` (in place) to tag frames; returns the log (loss, validation AUC by tag group)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    names = tag_names()
+    tower = model.vision_tower
+    tagger = torch.nn.Linear(model.config.vision_config.hidden_size, len(names))
+    parameters = [*tower.parameters(), *tagger.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
+    )
+    to_pixels = processor.video_processor.to_pixel_values
+
+    def tag_logits(frames: torch.Tensor) -> torch.Tensor:
+        return tagger(model.encode_frames(to_pixels(frames)).mean(dim=1))  # [N, K]
+
+    groups = {"colour": names[:8], "shape": names[8:14], "text": names[14:32], "place": names[-GRID * GRID :]}
+    log, started = [], time.time()
+    tower.train()
+    for step in tqdm(range(1, steps + 1), desc="vision tagging", unit="step"):
+        batch = torch.randint(0, len(train.frames), (batch_size,))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(tag_logits(train.frames[batch]), train.tags[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % log_every == 0 or step == steps:
+            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": round(loss.item(), 4)}
+            if validation is not None:
+                with torch.no_grad():
+                    tower.eval()
+                    scores = torch.cat([tag_logits(validation.frames[i : i + 512]) for i in range(0, len(validation.frames), 512)])
+                    tower.train()
+                aucs = {name: _auc(validation.tags[:, j], scores[:, j]) for j, name in enumerate(names)}
+                for group, members in groups.items():
+                    values = [aucs[name] for name in members if not math.isnan(aucs[name])]
+                    entry[f"auc_{group}"] = round(sum(values) / len(values), 4) if values else None
+            log.append(entry)
+            tqdm.write(str(entry))
+    tower.eval()
+    return log
+
+
+def _pretrain_command(args: argparse.Namespace) -> int:
+    import json
+
+    from ..hub import ModelCard, export_model, load_model
+
+    model, processor = load_model(args.model)
+    train = load_tagged_frames(args.dataset, args.split, processor.video_processor)
+    validation = load_tagged_frames(args.dataset, args.eval_split, processor.video_processor) if args.eval_split else None
+    log = pretrain_vision_tower(
+        model, processor, train, validation, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed,
+    )  # fmt: skip
+    card = ModelCard(
+        title="VideoITG (vision tower pretrained as a synthetic frame tagger)",
+        description="Intermediate model: its vision tower was trained from scratch to tag the frames of synthetic "
+        "videos (colours, shapes, texts, motion, place); the rest is untrained. Next: `videoitg train`.",
+        training=f"`videoitg pretrain-vision` on `{args.dataset}` ({args.split}), {args.steps} steps of "
+        f"{args.batch_size} frames.",
+    )  # fmt: skip
+    out = export_model(model, processor, args.output_dir, card)
+    (Path(out) / "vision_tagging_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pretrain-vision", help="pretrain a from-scratch vision tower to tag synthetic frames (demo recipe, stage 1)"
+    )
+    parser.add_argument("--model", required=True, help="model folder (`videoitg init`)")
+    parser.add_argument("--dataset", required=True, help="synthetic dataset folder (`videoitg synth`, with events)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--eval-split", default="validation", help="split for the AUC log ('' for none)")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=_pretrain_command)
