@@ -60,6 +60,7 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--features", help="folder from `videoitg features` (train from cached vision features)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--report-to", default="tensorboard", help="comma-separated, or none")
+    parser.add_argument("--description", default="", help="first paragraph of the final model's card")
     parser.set_defaults(func=_train_command)
 
     features = subparsers.add_parser("features", help="precompute the frozen vision tower's features to disk")

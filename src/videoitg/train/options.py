@@ -42,3 +42,4 @@ class TrainOptions:
     seed: int = 0
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    description: str = ""  # first paragraph of the final model's card

@@ -197,12 +197,14 @@ def train(options: TrainOptions, card_results: str = "") -> Path:
         model = model.merge_and_unload()
     training = (
         f"Trained with `videoitg train` on `{options.dataset}` (split `{options.split}`): {result.global_step} steps, "
-        f"{options.batch_videos} videos x {options.questions_per_video} questions per batch, learning rate "
+        f"{options.batch_videos} videos x {options.questions_per_video} questions"
+        f"{f' + {options.event_queries} event questions' if options.event_queries else ''} per batch, learning rate "
         f"{options.learning_rate} (head {options.head_learning_rate}), vision tower "
         f"{'trained' if options.train_vision_tower else 'frozen'}{', LoRA' if options.lora else ''}. "
         f"Final training loss {result.training_loss:.4f}."
     )
-    card = ModelCard(title="VideoITG frame selector", training=training, results_markdown=card_results,
+    card = ModelCard(title="VideoITG frame selector", description=options.description, training=training,
+                     results_markdown=card_results,
                      datasets=[options.dataset] if "/" in options.dataset and not Path(options.dataset).exists() else [])  # fmt: skip
     export_model(model, processor, final, card)
     (Path(options.output_dir) / "train_result.json").write_text(json.dumps(result.metrics, indent=2))

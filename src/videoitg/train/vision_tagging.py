@@ -3,10 +3,16 @@
 A VideoITG model for real use starts from a pretrained SigLIP. The demo model is trained from scratch on a CPU,
 and a vision tower that must discover colours and shapes through the grounding loss alone learns them too slowly
 to ever route an instruction to them (measured: docs/demo-model.md). The synthetic benchmark knows what every frame
-shows (its `events` config), so the tower is first trained to name it: multi-label BCE over the colour, shape,
-text, motion and place tags of every 1-fps frame, read from the tower's `vision_feature_layer` features averaged
-over the patches (what the LLM sees at one token per frame). The tagging head is dropped afterwards; the output is
-a model folder for `videoitg features` / `videoitg train`.
+shows (its `events` config), so the tower is first trained to name it, with one linear tagger and multi-label
+BCE at two levels of the tower's `vision_feature_layer` features:
+
+- frame: the features averaged over the patches (what the LLM sees at one token per frame) carry the colour, shape,
+  text, motion and place tags of every 1-fps frame;
+- patch: every patch token carries the tags of the objects that cover at least a quarter of it (and of the
+  object whose centre it holds). This tells the
+  tower where each object is, which teaches shapes far faster than the frame tags alone.
+
+The tagger is dropped afterwards; the output is a model folder for `videoitg features` / `videoitg train`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from ..video import InvalidInputError
 
 GRID = 4  # place tags: the frame cut into GRID x GRID cells; the cell of each object's centre
+PATCH_COVER = 0.25  # an object tags a patch when it covers at least this share of it
 
 
 def tag_names() -> list[str]:
@@ -30,37 +37,57 @@ def tag_names() -> list[str]:
     ]
 
 
-def frame_tags(events, num_frames: int, frame_width: int, frame_height: int) -> torch.Tensor:
-    """`[num_frames, len(tag_names())]` 0/1: the tags of each 1-fps frame, from one video's event rows."""
+def object_tag_count() -> int:
+    """Tags that belong to an object (all but the place cells): the patch-level tags."""
+    return len(tag_names()) - GRID * GRID
+
+
+def frame_tags(events, num_frames: int, frame_width: int, frame_height: int, patch_grid: int = 0):
+    """The tags of each 1-fps frame of one video, from its event rows.
+
+    Returns `[num_frames, len(tag_names())]` 0/1, and with `patch_grid` > 0 also
+    `[num_frames, patch_grid**2, object_tag_count()]` 0/1: the tags of each patch (row-major).
+    """
     import torch
 
     names = tag_names()
     column = {name: index for index, name in enumerate(names)}
     tags = torch.zeros(num_frames, len(names))
+    patches = torch.zeros(num_frames, patch_grid * patch_grid, object_tag_count(), dtype=torch.uint8)
+    edges = torch.arange(patch_grid + 1) / max(1, patch_grid)  # patch borders, as shares of the frame
     for event in events:
+        object_columns = [column[event["colour"]], column[event["shape"] if event["kind"] == "shape" else str(event["text"])]]
+        if event["direction"]:
+            object_columns += [column[name] for name in ("moving", event["direction"], event["speed"])]
         # Frame t shows what is on screen at t seconds: events with start_s <= t < end_s.
         for second in range(math.ceil(event["start_s"]), min(math.ceil(event["end_s"]), num_frames)):
-            row = tags[second]
-            row[column[event["colour"]]] = 1
-            row[column[event["shape"] if event["kind"] == "shape" else str(event["text"])]] = 1
-            if event["direction"]:
-                for name in ("moving", event["direction"], event["speed"]):
-                    row[column[name]] = 1
+            tags[second, object_columns] = 1
             elapsed = second - event["start_s"]
-            centre_x = (event["x"] + event["vx"] * elapsed + event["width"] / 2) / frame_width
-            centre_y = (event["y"] + event["vy"] * elapsed + event["height"] / 2) / frame_height
-            cell_x, cell_y = (min(GRID - 1, max(0, int(value * GRID))) for value in (centre_x, centre_y))
-            row[column[f"cell{cell_y * GRID + cell_x}"]] = 1
-    return tags
+            left = (event["x"] + event["vx"] * elapsed) / frame_width
+            top = (event["y"] + event["vy"] * elapsed) / frame_height
+            right, bottom = left + event["width"] / frame_width, top + event["height"] / frame_height
+            cell_x, cell_y = (min(GRID - 1, max(0, int(value * GRID))) for value in ((left + right) / 2, (top + bottom) / 2))
+            tags[second, column[f"cell{cell_y * GRID + cell_x}"]] = 1
+            if patch_grid:
+                # Share of each patch row / column the object's box spans; their product is the covered share.
+                span_x = ((edges[1:].clamp(max=right) - edges[:-1].clamp(min=left)).clamp(min=0)) * patch_grid
+                span_y = ((edges[1:].clamp(max=bottom) - edges[:-1].clamp(min=top)).clamp(min=0)) * patch_grid
+                covered = (span_y[:, None] * span_x[None, :]).flatten() >= PATCH_COVER
+                # The patch of the object's centre too, so that a small object across four patches tags one.
+                centre = [min(patch_grid - 1, max(0, int(value * patch_grid))) for value in ((top + bottom) / 2, (left + right) / 2)]
+                covered[centre[0] * patch_grid + centre[1]] = True
+                patches[second, covered.nonzero().flatten()[:, None], torch.tensor(object_columns)[None, :]] = 1
+    return (tags, patches) if patch_grid else tags
 
 
 @dataclass
 class TaggedFrames:
     frames: torch.Tensor  # [N, 3, S, S] uint8 at the vision tower's size
-    tags: torch.Tensor  # [N, K] 0/1
+    tags: torch.Tensor  # [N, K] 0/1 frame tags
+    patch_tags: torch.Tensor  # [N, P, K_object] uint8 0/1 tags of each patch
 
 
-def load_tagged_frames(dataset: str, split: str, video_processor) -> TaggedFrames:
+def load_tagged_frames(dataset: str, split: str, video_processor, patch_size: int) -> TaggedFrames:
     """Every 1-fps frame of a synthetic dataset's split, resized for the tower, with its tags."""
     from collections import defaultdict
 
@@ -79,15 +106,18 @@ def load_tagged_frames(dataset: str, split: str, video_processor) -> TaggedFrame
     for event in events:
         events_of[event["video_id"]].append(event)
     videos = dict(zip(rows["video_id"], rows["video"]))
-    frames, tags = [], []
+    frames, tags, patch_tags = [], [], []
+    patch_grid = video_processor.size["height"] // patch_size
     for video_id, video in tqdm(sorted(videos.items()), desc="decoding frames", unit="video"):
         sampled = video_processor.load(video_path(root, video))
         if sampled.grid_indices != list(range(len(sampled.grid_indices))):
             raise InvalidInputError(f"{video}: longer than the model's max_frames at 1 fps; tags need every second")
         frames.append(video_processor.resize_frames(sampled.frames))
         width, height = sampled.metadata.width, sampled.metadata.height
-        tags.append(frame_tags(events_of[video_id], len(sampled.grid_indices), width, height))
-    return TaggedFrames(torch.cat(frames), torch.cat(tags))
+        video_tags, video_patch_tags = frame_tags(events_of[video_id], len(sampled.grid_indices), width, height, patch_grid)
+        tags.append(video_tags)
+        patch_tags.append(video_patch_tags)
+    return TaggedFrames(torch.cat(frames), torch.cat(tags), torch.cat(patch_tags))
 
 
 def _auc(targets, scores) -> float:
@@ -130,25 +160,31 @@ def pretrain_vision_tower(
     )
     to_pixels = processor.video_processor.to_pixel_values
 
-    def tag_logits(frames: torch.Tensor) -> torch.Tensor:
-        return tagger(model.encode_frames(to_pixels(frames)).mean(dim=1))  # [N, K]
+    objects = object_tag_count()
+
+    def tag_logits(frames):
+        features = model.encode_frames(to_pixels(frames))  # [N, P, D]
+        return tagger(features.mean(dim=1)), tagger(features)[..., :objects]  # [N, K], [N, P, K_object]
 
     groups = {"colour": names[:8], "shape": names[8:14], "text": names[14:32], "place": names[-GRID * GRID :]}
     log, started = [], time.time()
     tower.train()
     for step in tqdm(range(1, steps + 1), desc="vision tagging", unit="step"):
         batch = torch.randint(0, len(train.frames), (batch_size,))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(tag_logits(train.frames[batch]), train.tags[batch])
+        frame_logits, patch_logits = tag_logits(train.frames[batch])
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        loss = bce(frame_logits, train.tags[batch]) + bce(patch_logits, train.patch_tags[batch].float())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % log_every == 0 or step == steps:
+        if step == 1 or step % log_every == 0 or step == steps:
             entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": round(loss.item(), 4)}
             if validation is not None:
                 with torch.no_grad():
                     tower.eval()
-                    scores = torch.cat([tag_logits(validation.frames[i : i + 512]) for i in range(0, len(validation.frames), 512)])
+                    chunks = range(0, len(validation.frames), 512)
+                    scores = torch.cat([tag_logits(validation.frames[i : i + 512])[0] for i in chunks])
                     tower.train()
                 aucs = {name: _auc(validation.tags[:, j], scores[:, j]) for j, name in enumerate(names)}
                 for group, members in groups.items():
@@ -166,8 +202,11 @@ def _pretrain_command(args: argparse.Namespace) -> int:
     from ..hub import ModelCard, export_model, load_model
 
     model, processor = load_model(args.model)
-    train = load_tagged_frames(args.dataset, args.split, processor.video_processor)
-    validation = load_tagged_frames(args.dataset, args.eval_split, processor.video_processor) if args.eval_split else None
+    patch_size = model.config.vision_config.patch_size
+    train = load_tagged_frames(args.dataset, args.split, processor.video_processor, patch_size)
+    validation = None
+    if args.eval_split:
+        validation = load_tagged_frames(args.dataset, args.eval_split, processor.video_processor, patch_size)
     log = pretrain_vision_tower(
         model, processor, train, validation, steps=args.steps, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed,
