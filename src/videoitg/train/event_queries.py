@@ -63,8 +63,8 @@ def event_queries(events: list[dict], num_frames: int) -> list[tuple[str, list[i
     return queries
 
 
-def load_event_queries(dataset: str, split: str, rows) -> dict[str, list[tuple[str, list[int]]]]:
-    """video_id -> its event questions, for the videos of `rows` (a split of the default config)."""
+def load_events(dataset: str, split: str) -> dict[str, list[dict]]:
+    """video_id -> its event rows, from a synthetic dataset's `events` config."""
     from datasets import load_dataset
 
     from ..video import InvalidInputError
@@ -73,9 +73,15 @@ def load_event_queries(dataset: str, split: str, rows) -> dict[str, list[tuple[s
     try:
         events = load_dataset(str(dataset_root(dataset)), "events", split=split, download_mode="force_redownload")
     except ValueError as error:
-        raise InvalidInputError(f"{dataset}: no `events` config for event questions ({error})") from None
+        raise InvalidInputError(f"{dataset}: no `events` config (made by `videoitg synth`)") from error
     events_of = defaultdict(list)
     for event in events:
         events_of[event["video_id"]].append(event)
+    return events_of
+
+
+def load_event_queries(dataset: str, split: str, rows) -> dict[str, list[tuple[str, list[int]]]]:
+    """video_id -> its event questions, for the videos of `rows` (a split of the default config)."""
+    events_of = load_events(dataset, split)
     frames_of = {video_id: len(labels) for video_id, labels in zip(rows["video_id"], rows["frame_labels"])}
     return {video_id: event_queries(events_of[video_id], count) for video_id, count in frames_of.items()}

@@ -89,22 +89,14 @@ class TaggedFrames:
 
 def load_tagged_frames(dataset: str, split: str, video_processor, patch_size: int) -> TaggedFrames:
     """Every 1-fps frame of a synthetic dataset's split, resized for the tower, with its tags."""
-    from collections import defaultdict
-
     import torch
-    from datasets import load_dataset
     from tqdm.auto import tqdm
 
-    from .data import dataset_root, load_split, video_path
+    from .data import load_split, video_path
+    from .event_queries import load_events
 
     rows, root = load_split(dataset, split)
-    try:
-        events = load_dataset(str(dataset_root(dataset)), "events", split=split, download_mode="force_redownload")
-    except ValueError as error:
-        raise InvalidInputError(f"{dataset}: no `events` config; vision tagging needs a synthetic dataset") from error
-    events_of = defaultdict(list)
-    for event in events:
-        events_of[event["video_id"]].append(event)
+    events_of = load_events(dataset, split)
     videos = dict(zip(rows["video_id"], rows["video"]))
     frames, tags, patch_tags = [], [], []
     patch_grid = video_processor.size["height"] // patch_size
