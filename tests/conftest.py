@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from videoitg.video import write_video
+
+# Each test session gets a `datasets` cache of its own: datasets caches a local folder by its path, and pytest reuses
+# tmp paths across sessions, so a shared cache could serve one session's files to another.
+_DATASETS_CACHE = tempfile.mkdtemp(prefix="videoitg-tests-datasets-")
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE
+if "datasets" in sys.modules:
+    sys.modules["datasets"].config.HF_DATASETS_CACHE = Path(_DATASETS_CACHE)
+atexit.register(shutil.rmtree, _DATASETS_CACHE, ignore_errors=True)
 
 
 # Each frame shows its index as a 4 x 3 grid of cells, one bit per cell (bit 0 top-left, row by row): red for 1,
