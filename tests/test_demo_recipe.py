@@ -20,7 +20,8 @@ from videoitg.train.vision_tagging import (
 def event(kind="shape", colour="red", shape=None, text=None, direction=None, speed=None, start_s=0, end_s=1,
           x=0.0, y=0.0, width=20, height=20, vx=0.0, vy=0.0) -> dict:  # fmt: skip
     return {"kind": kind, "colour": colour, "shape": shape, "text": text, "direction": direction, "speed": speed,
-            "start_s": start_s, "end_s": end_s, "x": x, "y": y, "width": width, "height": height, "vx": vx, "vy": vy}  # fmt: skip
+            "start_s": start_s, "end_s": end_s, "x": x, "y": y, "width": width, "height": height,
+            "vx": vx, "vy": vy}  # fmt: skip
 
 
 EVENTS = [

@@ -42,6 +42,12 @@ def object_tag_count() -> int:
     return len(tag_names()) - GRID * GRID
 
 
+def _cell(x: float, y: float, grid: int) -> int:
+    """Row-major index of the cell of a `grid` x `grid` division that holds the point (x, y), in frame shares."""
+    column, row = (min(grid - 1, max(0, int(value * grid))) for value in (x, y))
+    return row * grid + column
+
+
 def frame_tags(events, num_frames: int, frame_width: int, frame_height: int, patch_grid: int = 0):
     """The tags of each 1-fps frame of one video, from its event rows.
 
@@ -56,7 +62,8 @@ def frame_tags(events, num_frames: int, frame_width: int, frame_height: int, pat
     patches = torch.zeros(num_frames, patch_grid * patch_grid, object_tag_count(), dtype=torch.uint8)
     edges = torch.arange(patch_grid + 1) / max(1, patch_grid)  # patch borders, as shares of the frame
     for event in events:
-        object_columns = [column[event["colour"]], column[event["shape"] if event["kind"] == "shape" else str(event["text"])]]
+        what = event["shape"] if event["kind"] == "shape" else str(event["text"])
+        object_columns = [column[event["colour"]], column[what]]
         if event["direction"]:
             object_columns += [column[name] for name in ("moving", event["direction"], event["speed"])]
         # Frame t shows what is on screen at t seconds: events with start_s <= t < end_s.
@@ -66,16 +73,15 @@ def frame_tags(events, num_frames: int, frame_width: int, frame_height: int, pat
             left = (event["x"] + event["vx"] * elapsed) / frame_width
             top = (event["y"] + event["vy"] * elapsed) / frame_height
             right, bottom = left + event["width"] / frame_width, top + event["height"] / frame_height
-            cell_x, cell_y = (min(GRID - 1, max(0, int(value * GRID))) for value in ((left + right) / 2, (top + bottom) / 2))
-            tags[second, column[f"cell{cell_y * GRID + cell_x}"]] = 1
+            centre = ((left + right) / 2, (top + bottom) / 2)
+            tags[second, column[f"cell{_cell(*centre, GRID)}"]] = 1
             if patch_grid:
                 # Share of each patch row / column the object's box spans; their product is the covered share.
                 span_x = ((edges[1:].clamp(max=right) - edges[:-1].clamp(min=left)).clamp(min=0)) * patch_grid
                 span_y = ((edges[1:].clamp(max=bottom) - edges[:-1].clamp(min=top)).clamp(min=0)) * patch_grid
                 covered = (span_y[:, None] * span_x[None, :]).flatten() >= PATCH_COVER
                 # The patch of the object's centre too, so that a small object across four patches tags one.
-                centre = [min(patch_grid - 1, max(0, int(value * patch_grid))) for value in ((top + bottom) / 2, (left + right) / 2)]
-                covered[centre[0] * patch_grid + centre[1]] = True
+                covered[_cell(*centre, patch_grid)] = True
                 patches[second, covered.nonzero().flatten()[:, None], torch.tensor(object_columns)[None, :]] = 1
     return (tags, patches) if patch_grid else tags
 
@@ -105,8 +111,9 @@ def load_tagged_frames(dataset: str, split: str, video_processor, patch_size: in
         if sampled.grid_indices != list(range(len(sampled.grid_indices))):
             raise InvalidInputError(f"{video}: longer than the model's max_frames at 1 fps; tags need every second")
         frames.append(video_processor.resize_frames(sampled.frames))
-        width, height = sampled.metadata.width, sampled.metadata.height
-        video_tags, video_patch_tags = frame_tags(events_of[video_id], len(sampled.grid_indices), width, height, patch_grid)
+        video_tags, video_patch_tags = frame_tags(
+            events_of[video_id], len(sampled.grid_indices), sampled.metadata.width, sampled.metadata.height, patch_grid
+        )
         tags.append(video_tags)
         patch_tags.append(video_patch_tags)
     return TaggedFrames(torch.cat(frames), torch.cat(tags), torch.cat(patch_tags))
