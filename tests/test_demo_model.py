@@ -49,3 +49,12 @@ def test_the_demo_model_reads_the_instruction(tmp_path):
     red_frames, square_frames = set(range(10, 14)), set(range(24, 30))
     assert set(torch.topk(red_circle, 3).indices.tolist()) <= red_frames
     assert set(torch.topk(blue_square, 3).indices.tolist()) <= square_frames
+
+
+def test_the_demo_model_carries_the_current_remote_code():
+    # The folder must load where videoitg is not installed, so it holds copies of the remote-code files; after a
+    # change to them, refresh it with `videoitg export src/videoitg/assets/demo-model --out ...`.
+    from videoitg.hub import PACKAGE_DIR, REMOTE_CODE_FILES
+
+    for name in REMOTE_CODE_FILES:
+        assert (DEFAULT_MODEL / name).read_bytes() == (PACKAGE_DIR / name).read_bytes(), name
