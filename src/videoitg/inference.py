@@ -112,8 +112,7 @@ class FrameScorer:
             "model": self.name,
             "model_note": self.note,
             "video": asdict(sampled.metadata),
-            "_frames": sampled.frames,  # not written to JSON; used for the pictures
-            "_sampled": sampled,  # the decoded frames, for answering without a second decode
+            "_sampled": sampled,  # not written to JSON: the decoded frames, for the pictures and for answering
         }
 
 
@@ -123,7 +122,7 @@ def write_selection(selection: dict, out_dir: str | os.PathLike) -> dict[str, Pa
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = selection["_frames"]
+    frames = selection["_sampled"].frames
     record = {key: value for key, value in selection.items() if not key.startswith("_")}
     paths = {"selection": out_dir / "selection.json", "frames": out_dir / "frames.png", "scores": out_dir / "scores.png"}
     paths["selection"].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -60,16 +60,19 @@ class VideoITGVideoProcessor(BaseVideoProcessor):
         self.decode_backend = decode_backend
         self.resize_chunk_size = resize_chunk_size
 
+    @property
+    def decode_max_side(self) -> int:
+        """Longest side videos are decoded at: above 2x the model's input size only costs memory."""
+        return 2 * max(self.size["height"], self.size["width"])
+
     def load(self, video, progress: bool = False) -> SampledFrames:
         """Decode a file (path) at `sample_fps`, up to `max_frames` frames; pass SampledFrames through."""
         if isinstance(video, SampledFrames):
             return video
         if isinstance(video, (str, Path)):
-            # Decoding above 2x the model's input size only costs memory.
-            max_side = 2 * max(self.size["height"], self.size["width"])
             return load_video(
                 video, sample_fps=self.sample_fps, max_frames=self.max_frames,
-                backend=self.decode_backend, max_side=max_side, progress=progress,
+                backend=self.decode_backend, max_side=self.decode_max_side, progress=progress,
             )  # fmt: skip
         raise InvalidInputError(f"expected a video path or SampledFrames, got {type(video).__name__}")
 

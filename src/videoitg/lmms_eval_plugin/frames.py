@@ -95,8 +95,7 @@ class SelectorFrames:
             num_candidates=len(sampled.timestamps),
             sample_fps=float(video_processor.sample_fps),
             max_frames=int(video_processor.max_frames),
-            # The size the selector decodes at (see VideoITGVideoProcessor.load): stage two decodes at the same.
-            max_side=2 * max(video_processor.size["height"], video_processor.size["width"]),
+            max_side=video_processor.decode_max_side,  # stage two decodes at the selector's size
             backend=sampled.metadata.backend,
             top_k=self.top_k,
             model=self.scorer.name,

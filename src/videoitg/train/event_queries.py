@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..evaluation.metrics import labels_from_segments
-
-# A cue: the (field, value) pairs an event must all have, e.g. (("colour", "red"), ("shape", "star")).
-Cue = tuple[tuple[str, str], ...]
+from ..evaluation.synth_plan import Predicate as Cue  # the (field, value) pairs an event must all have
 
 
 def event_cues(event: dict) -> list[Cue]:

@@ -18,28 +18,40 @@ The tagger is dropped afterwards; the output is a model folder for `videoitg fea
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..evaluation.metrics import segment_frames
 from ..video import InvalidInputError
 
 GRID = 4  # place tags: the frame cut into GRID x GRID cells; the cell of each object's centre
 PATCH_COVER = 0.25  # an object tags a patch when it covers at least this share of it
 
 
-def tag_names() -> list[str]:
+@functools.cache
+def tag_groups() -> dict[str, tuple[str, ...]]:
+    """The tags by kind, in column order; all but `place` belong to an object and also tag patches."""
     from ..evaluation.synth_scene import COLOURS, DIGITS, DIRECTIONS, SHAPES, SPEEDS, WORDS
 
-    return [*COLOURS, *SHAPES, *DIGITS, *WORDS, "moving", *DIRECTIONS, *SPEEDS] + [
-        f"cell{index}" for index in range(GRID * GRID)
-    ]
+    return {
+        "colour": tuple(COLOURS),
+        "shape": SHAPES,
+        "text": DIGITS + WORDS,
+        "motion": ("moving", *DIRECTIONS, *SPEEDS),
+        "place": tuple(f"cell{index}" for index in range(GRID * GRID)),
+    }
+
+
+def tag_names() -> list[str]:
+    return [name for names in tag_groups().values() for name in names]
 
 
 def object_tag_count() -> int:
     """Tags that belong to an object (all but the place cells): the patch-level tags."""
-    return len(tag_names()) - GRID * GRID
+    return len(tag_names()) - len(tag_groups()["place"])
 
 
 def _cell(x: float, y: float, grid: int) -> int:
@@ -66,8 +78,10 @@ def frame_tags(events, num_frames: int, frame_width: int, frame_height: int, pat
         object_columns = [column[event["colour"]], column[what]]
         if event["direction"]:
             object_columns += [column[name] for name in ("moving", event["direction"], event["speed"])]
-        # Frame t shows what is on screen at t seconds: events with start_s <= t < end_s.
-        for second in range(math.ceil(event["start_s"]), min(math.ceil(event["end_s"]), num_frames)):
+        # The benchmark's own convention for the frames an event covers (its `frame_labels`).
+        for second in segment_frames(event["start_s"], event["end_s"]):
+            if second >= num_frames:
+                break
             tags[second, object_columns] = 1
             elapsed = second - event["start_s"]
             left = (event["x"] + event["vx"] * elapsed) / frame_width
@@ -165,7 +179,7 @@ def pretrain_vision_tower(
         features = model.encode_frames(to_pixels(frames))  # [N, P, D]
         return tagger(features.mean(dim=1)), tagger(features)[..., :objects]  # [N, K], [N, P, K_object]
 
-    groups = {"colour": names[:8], "shape": names[8:14], "text": names[14:32], "place": names[-GRID * GRID :]}
+    groups = {group: members for group, members in tag_groups().items() if group != "motion"}  # single frames
     log, started = [], time.time()
     tower.train()
     for step in tqdm(range(1, steps + 1), desc="vision tagging", unit="step"):
