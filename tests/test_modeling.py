@@ -176,6 +176,20 @@ def test_grid_is_resized_for_long_videos():
     assert tokens.shape == (8, 4, TEXT["hidden_size"])
 
 
+def test_grid_resize_modes():
+    """Bilinear (official) reads a 4 x 4 grid's centre when it shrinks it to one token; area averages every patch."""
+    bilinear, area = tiny_model("pooling"), tiny_model("pooling", grid_resize_mode="area")
+    grid = torch.zeros(1, 16, VISION["hidden_size"])  # [N, g*g, D], g = 4
+    grid[0, 0] = 16.0  # a corner patch only
+    assert bilinear._resize_grid(grid, 1).abs().max() == 0  # the corner is not seen
+    assert torch.allclose(area._resize_grid(grid, 1), grid.mean(dim=1, keepdim=True))
+    patches = torch.randn(3, 16, VISION["hidden_size"])
+    halves = patches.view(3, 2, 2, 2, 2, -1).mean(dim=(2, 4)).flatten(1, 2)  # the mean of each 2 x 2 block
+    assert torch.allclose(area._resize_grid(patches, 2), halves, atol=1e-6)
+    with pytest.raises(ValueError, match="grid_resize_mode"):
+        VideoITGConfig(grid_resize_mode="nearest")
+
+
 def test_too_long_sequence_is_a_clear_error():
     model = tiny_model("pooling")
     inputs = batch((4,), text_length=2100)
