@@ -49,8 +49,8 @@ test-fast: install
 # The embedded demo model, from scratch on the synthetic benchmark (docs/demo-model.md). Work files in DEMO_WORK.
 DEMO_WORK ?= out/demo-model
 VIDEOITG := $(VENV)/bin/videoitg
-DEMO_TRAIN_ARGS := --max-steps 2000 --batch-videos 4 --questions-per-video 4 --event-queries 6 \
-  --learning-rate 1e-3 --head-learning-rate 2e-3 --save-steps 500 --logging-steps 50 --eval-steps 500
+DEMO_TRAIN_ARGS := --max-steps 2800 --batch-videos 4 --questions-per-video 4 --event-queries 6 \
+  --learning-rate 1e-3 --head-learning-rate 2e-3 --save-steps 700 --logging-steps 50 --eval-steps 700
 DEMO_DESCRIPTION := The embedded demo model of videoitg, trained from scratch on synthetic videos (coloured shapes, \
   numbers and words over real footage, made by videoitg synth): it knows only what those videos show.
 demo-model: install

@@ -74,7 +74,8 @@ class VideoITGConfig(PreTrainedConfig):
             How a patch grid is resized to `HW x HW`: `"bilinear"` (interpolation without antialiasing, as the
             official release) or `"area"` (each token the average of the patches it covers). Bilinear resizing
             samples rather than averages when it shrinks a grid several times: resized to one token, a frame is
-            its four centre patches. A model with one or a few tokens per frame wants `"area"`.
+            its centre patch (odd grids) or four centre patches (even grids). A model with one or a few tokens per
+            frame wants `"area"`.
         prompt_suffix (`str`, *optional*, defaults to `"\n"`): appended to the instruction (official prompt).
     """
 

@@ -46,13 +46,15 @@ PRESETS: dict[str, dict] = {
         "vision_token_budget": 8192,
     },
     # The embedded demo model (docs/demo-model.md): small frames and one token per frame from 17 frames on
-    # (budget 64), so that a CPU trains it in minutes and the instruction is a large share of the sequence.
+    # (budget 64), so that a CPU trains it in minutes and the instruction is a large share of the sequence. That
+    # token is the average of the frame's 6 x 6 patches ("area"; bilinear would keep only the centre four).
     "demo": {
         "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 128, "intermediate_size": 512,
                           "num_hidden_layers": 3, "num_attention_heads": 4, "image_size": 96, "patch_size": 16},
         "text_config": {"model_type": "qwen2", "hidden_size": 192, "intermediate_size": 768, "num_hidden_layers": 4,
                         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096},
         "vision_token_budget": 64,
+        "grid_resize_mode": "area",
     },
     "7b": {"vision_config": None, "text_config": None, "vision_token_budget": 8192},
 }  # fmt: skip

@@ -8,6 +8,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto import CONFIG_MAPPING
 
 VARIANTS = ("pooling", "anchor", "generation")
+GRID_RESIZE_MODES = ("bilinear", "area")
 
 # The paper's model (VideoITG-8B): SigLIP so400m-patch14-384 + Qwen2-7B.
 DEFAULT_VISION_CONFIG = {
@@ -69,6 +70,12 @@ class VideoITGConfig(PreTrainedConfig):
             Resize each frame's patch grid to HW x HW before the projector, as the official VideoITG release does
             (and 45x less projector work at 512 frames); `False` projects every patch first, as LLaVA-Video /
             LLaVA-OneVision pool (models converted from LLaVA-OneVision keep that order).
+        grid_resize_mode (`str`, *optional*, defaults to `"bilinear"`):
+            How a patch grid is resized to `HW x HW`: `"bilinear"` (interpolation without antialiasing, as the
+            official release) or `"area"` (each token the average of the patches it covers). Bilinear resizing
+            samples rather than averages when it shrinks a grid several times: resized to one token, a frame is
+            its centre patch (odd grids) or four centre patches (even grids). A model with one or a few tokens per
+            frame wants `"area"`.
         prompt_suffix (`str`, *optional*, defaults to `"\n"`): appended to the instruction (official prompt).
     """
 
@@ -88,6 +95,7 @@ class VideoITGConfig(PreTrainedConfig):
         vision_chunk_size: int = 32,
         projector_hidden_act: str = "gelu",
         resize_before_projector: bool = True,
+        grid_resize_mode: str = "bilinear",
         prompt_suffix: str = "\n",
         initializer_range: float = 0.02,
         **kwargs,
@@ -96,6 +104,8 @@ class VideoITGConfig(PreTrainedConfig):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if vision_token_budget < 1 or max_frames < 1 or vision_chunk_size < 1:
             raise ValueError("vision_token_budget, max_frames and vision_chunk_size must be positive")
+        if grid_resize_mode not in GRID_RESIZE_MODES:
+            raise ValueError(f"grid_resize_mode must be one of {GRID_RESIZE_MODES}, got {grid_resize_mode!r}")
         self.vision_config = _build_sub_config(vision_config, DEFAULT_VISION_CONFIG)
         self.text_config = _build_sub_config(text_config, DEFAULT_TEXT_CONFIG)
         # Variant C reads the whole sequence in both directions; transformers 5 builds a bidirectional mask for
@@ -110,6 +120,7 @@ class VideoITGConfig(PreTrainedConfig):
         self.vision_chunk_size = vision_chunk_size
         self.projector_hidden_act = projector_hidden_act
         self.resize_before_projector = resize_before_projector
+        self.grid_resize_mode = grid_resize_mode
         self.prompt_suffix = prompt_suffix
         self.initializer_range = initializer_range
         kwargs.setdefault("tie_word_embeddings", False)

@@ -213,13 +213,17 @@ class VideoITGForFrameSelection(VideoITGPreTrainedModel):
         return torch.cat(chunks)  # [T, HW*HW, D]
 
     def _resize_grid(self, tokens: torch.Tensor, side: int) -> torch.Tensor:
-        """`[N, g*g, D]` -> `[N, side*side, D]` by bilinear resize of the patch grid (align_corners False)."""
+        """`[N, g*g, D]` -> `[N, side*side, D]`: the patch grid resized by `config.grid_resize_mode` (bilinear with
+        align_corners False, or area = the average of the patches each token covers)."""
         grid = self.config.patch_grid_size
         if side == grid:
             return tokens
         count, _, width = tokens.shape
         spatial = tokens.view(count, grid, grid, width).permute(0, 3, 1, 2)
-        resized = F.interpolate(spatial.float(), size=(side, side), mode="bilinear", align_corners=False)
+        if self.config.grid_resize_mode == "area":
+            resized = F.adaptive_avg_pool2d(spatial.float(), side)
+        else:
+            resized = F.interpolate(spatial.float(), size=(side, side), mode="bilinear", align_corners=False)
         return resized.to(tokens.dtype).flatten(2).transpose(1, 2)
 
     # ------------------------------------------------------------------ sequence assembly
