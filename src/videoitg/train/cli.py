@@ -47,7 +47,7 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--eval-split", default=defaults.eval_split)
     for name in ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "epochs"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--event-queries", type=int, default=0,
+    parser.add_argument("--event-queries", type=int, default=defaults.event_queries,
                         help="synthetic datasets: add N 'When is the red star on screen?' questions per video and "
                         "batch, from the dataset's events config")  # fmt: skip
     for name in ("max_steps", "batch_videos", "questions_per_video", "gradient_accumulation_steps", "lora_rank",

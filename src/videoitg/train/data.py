@@ -30,14 +30,15 @@ def dataset_root(name_or_dir: str) -> Path:
     return Path(snapshot_download(str(name_or_dir), repo_type="dataset"))
 
 
-def load_split(name_or_dir: str, split: str):
-    """(rows, root): a split of a local folder or Hub dataset, and the folder relative paths resolve against."""
+def load_split(name_or_dir: str, split: str, config: str | None = None):
+    """(rows, root): a split of a local folder or Hub dataset (its default config, or `config`), and the folder
+    relative paths resolve against."""
     from datasets import load_dataset
 
     root = dataset_root(name_or_dir)
     try:
         # datasets caches a local folder by its name: rebuild so that a folder regenerated in place is read anew.
-        rows = load_dataset(str(root), split=split, download_mode="force_redownload")
+        rows = load_dataset(str(root), config, split=split, download_mode="force_redownload")
     except ValueError as error:  # unknown split
         raise InvalidInputError(f"{name_or_dir}: {error}") from None
     return rows, root

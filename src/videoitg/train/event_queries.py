@@ -63,14 +63,12 @@ def event_queries(events: list[dict], num_frames: int) -> list[tuple[str, list[i
 
 def load_events(dataset: str, split: str) -> dict[str, list[dict]]:
     """video_id -> its event rows, from a synthetic dataset's `events` config."""
-    from datasets import load_dataset
-
     from ..video import InvalidInputError
-    from .data import dataset_root
+    from .data import load_split
 
     try:
-        events = load_dataset(str(dataset_root(dataset)), "events", split=split, download_mode="force_redownload")
-    except ValueError as error:
+        events, _ = load_split(dataset, split, config="events")
+    except InvalidInputError as error:
         raise InvalidInputError(f"{dataset}: no `events` config (made by `videoitg synth`)") from error
     events_of = defaultdict(list)
     for event in events:
