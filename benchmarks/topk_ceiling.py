@@ -49,7 +49,7 @@ def measure(rows, sigmas: list[float], ks: list[int], seed: int) -> list[dict]:
         for row in rows:
             _, grid = sample_grid(float(row["duration_s"]))
             scores = perfect_scores(grid, row["relevant_segments"], sigma, rng)
-            group = f"{min(len(row['relevant_segments']), 3)} segment(s)"
+            group = f"{len(row['relevant_segments'])} segment(s)"
             for rule, select in rules.items():
                 for k in ks:
                     chosen = [grid[position] for position in select(scores, k)]
